@@ -1,0 +1,221 @@
+"""Read and validate params.yaml, the single source of every hyperparameter.
+
+Validation is strict: an unknown key, a missing key or a value of the wrong type
+stops with a message that names the key path (``models.sarn.training.lr``) and what
+was expected. Nothing has a silent default here; defaults live in params.yaml.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+
+from sarn.errors import ConfigError
+
+PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class _Strict(BaseModel):
+    """No unknown keys, no type coercion (a quoted "0.01" is not a float)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class GeneratorSpec(_Strict):
+    """The embedded click-log generator (see sarn.data.synthetic for the story)."""
+
+    n_users: PositiveInt
+    n_items: PositiveInt
+    n_categories: PositiveInt
+    n_interests: PositiveInt
+    interests_per_user: PositiveInt
+    mean_clicks: PositiveFloat
+    min_clicks: PositiveInt
+    max_clicks: PositiveInt
+    popularity_exponent: Annotated[float, Field(ge=0)]
+    start_time: NonNegativeInt
+    seed: int
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GeneratorSpec:
+        if self.interests_per_user > self.n_interests:
+            raise ValueError("interests_per_user must not exceed n_interests")
+        if self.n_categories < self.n_interests or self.n_items < self.n_categories:
+            raise ValueError("need n_items >= n_categories >= n_interests")
+        if not self.min_clicks <= self.mean_clicks <= self.max_clicks:
+            raise ValueError("need min_clicks <= mean_clicks <= max_clicks")
+        return self
+
+
+class SplitSpec(_Strict):
+    """Share of users in each part (the paper: about 80% for training)."""
+
+    train: Fraction
+    valid: Fraction
+    test: Fraction
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitSpec:
+        total = self.train + self.valid + self.test
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"train + valid + test must be 1, got {total}")
+        if min(self.train, self.valid, self.test) <= 0:
+            raise ValueError("each part must get a positive share of users")
+        return self
+
+
+class ProtocolSpec(_Strict):
+    """How samples are built from a raw log (data.md: the DIEN protocol as SARN uses it)."""
+
+    min_history: PositiveInt
+    max_len: PositiveInt
+    split: SplitSpec
+    seed: int
+
+
+class SyntheticDatasetSpec(_Strict):
+    source: Literal["synthetic"]
+    generator: GeneratorSpec
+    protocol: ProtocolSpec
+
+
+DatasetSpec = SyntheticDatasetSpec
+
+
+class TrainingSpec(_Strict):
+    optimizer: Literal["adam", "sgd"]
+    lr: PositiveFloat
+    batch_size: PositiveInt
+    epochs: PositiveInt
+
+
+class ModelSpec(_Strict):
+    """One model: ``architecture`` goes to the model's constructor, ``training`` to the loop."""
+
+    architecture: dict[str, Any]
+    training: TrainingSpec
+
+
+class ExperimentSpec(_Strict):
+    datasets: Annotated[list[str], Field(min_length=1)]
+    models: Annotated[list[str], Field(min_length=1)]
+    n_seeds: PositiveInt
+    seed: int
+
+
+class RuntimeSpec(_Strict):
+    device: Literal["auto", "cpu", "cuda"]
+    threads: PositiveInt
+    eval_batch_size: PositiveInt
+
+
+class Params(_Strict):
+    experiment: ExperimentSpec
+    runtime: RuntimeSpec
+    datasets: dict[str, DatasetSpec]
+    models: dict[str, ModelSpec]
+
+
+def _format_error(source: str, err: ValidationError) -> str:
+    lines = [f"{source}: invalid parameters"]
+    for item in err.errors():
+        path = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        got = item.get("input")
+        if item["type"] == "missing":
+            lines.append(f"  {path}: missing key ({item['msg']})")
+        elif item["type"] == "extra_forbidden":
+            lines.append(f"  {path}: unknown key")
+        else:
+            lines.append(f"  {path}: {item['msg']} (got {got!r})")
+    return "\n".join(lines)
+
+
+@cache
+def _architecture_validator(model_name: str) -> type[BaseModel]:
+    """A strict schema built from the model constructor's keyword-only arguments.
+
+    The constructor signature is the only description of a model's hyperparameters,
+    so adding a model never means editing this file.
+    """
+    from sarn.models import model_class
+
+    cls = model_class(model_name)
+    hints = typing.get_type_hints(cls.__init__, include_extras=True)
+    fields: dict[str, Any] = {}
+    for name, param in inspect.signature(cls.__init__).parameters.items():
+        if param.kind is inspect.Parameter.KEYWORD_ONLY:
+            fields[name] = (hints[name], ...)
+    return create_model(
+        f"{cls.__name__}Architecture",
+        __config__=ConfigDict(extra="forbid", strict=True, frozen=True),
+        **fields,
+    )
+
+
+def _check_cross_references(params: Params, source: str) -> None:
+    from sarn.models import MODELS
+
+    problems = []
+    for i, name in enumerate(params.experiment.datasets):
+        if name not in params.datasets:
+            problems.append(
+                f"  experiment.datasets.{i}: {name!r} is not a key of datasets "
+                f"(known: {', '.join(sorted(params.datasets))})"
+            )
+    for i, name in enumerate(params.experiment.models):
+        if name not in params.models:
+            problems.append(
+                f"  experiment.models.{i}: {name!r} is not a key of models "
+                f"(known: {', '.join(sorted(params.models))})"
+            )
+    for name, spec in params.models.items():
+        if name not in MODELS:
+            problems.append(
+                f"  models.{name}: unknown model name (known: {', '.join(sorted(MODELS))})"
+            )
+            continue
+        try:
+            _architecture_validator(name).model_validate(spec.architecture)
+        except ValidationError as err:
+            for line in _format_error(source, err).splitlines()[1:]:
+                problems.append(line.replace("  ", f"  models.{name}.architecture.", 1))
+    if problems:
+        raise ConfigError("\n".join([f"{source}: invalid parameters", *problems]))
+
+
+def validate(raw: Any, source: str = "params.yaml") -> Params:
+    """Validate an already-parsed params mapping (Snakemake's ``config``, for instance)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_error(source, err)) from None
+    _check_cross_references(params, source)
+    return params
+
+
+def read_raw(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """Parse params.yaml without validating it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: parameters file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    return raw
+
+
+def load(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml."""
+    return validate(read_raw(path), source=str(path))
