@@ -1,0 +1,1 @@
+"""Raw click logs in, model-ready sample arrays out. Knows nothing about models."""
