@@ -1,0 +1,64 @@
+"""What every CTR model takes and returns. Models know tensors, not files or params."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+import torch
+from torch import nn
+
+from sarn.nn import ItemEmbedding
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch; history tensors are (B, L) with L the longest history of the batch.
+
+    ``neg_item``/``neg_category`` hold one sampled non-clicked item per history
+    position (auxiliary losses); ``label`` is 1.0 for a click.
+    """
+
+    item: torch.Tensor
+    category: torch.Tensor
+    hist_item: torch.Tensor
+    hist_category: torch.Tensor
+    neg_item: torch.Tensor
+    neg_category: torch.Tensor
+    mask: torch.Tensor
+    label: torch.Tensor
+
+    def to(self, device: torch.device) -> Batch:
+        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """``logit``: (B,), click probability = sigmoid(logit).
+
+    ``aux_loss``: the model's own weighted extra loss terms (0 when it has none or when
+    evaluating); the trainer adds it to the click loss.
+    """
+
+    logit: torch.Tensor
+    aux_loss: torch.Tensor
+
+
+class CTRModel(nn.Module):
+    """Base class: holds the item embedding shared by every model of Table II."""
+
+    def __init__(self, n_items: int, n_categories: int, embedding_dim: int) -> None:
+        super().__init__()
+        self.embedding = ItemEmbedding(n_items, n_categories, embedding_dim)
+        self.item_dim = self.embedding.out_dim
+
+    def embed(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Target vector t (B, d), history X (B, L, d) with padded rows zeroed, and the mask."""
+        target = self.embedding(batch.item, batch.category)
+        history = self.embedding(batch.hist_item, batch.hist_category) * batch.mask.unsqueeze(-1)
+        return target, history, batch.mask
+
+    def no_aux_loss(self, like: torch.Tensor) -> torch.Tensor:
+        return like.new_zeros(())
+
+    def forward(self, batch: Batch) -> ModelOutput:  # pragma: no cover - abstract
+        raise NotImplementedError

@@ -1,0 +1,93 @@
+"""Batch normalisation with an explicit mode, and the MLP heads that end every model."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from torch import nn
+
+from sarn.nn.activation import DiceEval, make_activation
+
+BatchNormMode = Literal["standard", "frozen"]
+
+
+class BatchNorm(nn.Module):
+    """Batch normalisation over the last axis.
+
+    ``standard``: batch statistics while training, running statistics at evaluation.
+    ``frozen``: what the reference code computes (its layer always runs in inference
+    mode): a learnable scale and shift over fixed statistics 0 and 1.
+    """
+
+    def __init__(self, num_features: int, mode: BatchNormMode) -> None:
+        super().__init__()
+        self.mode = mode
+        self.norm = nn.BatchNorm1d(num_features, eps=1e-3, track_running_stats=mode == "standard")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(-1, x.shape[-1])
+        if self.mode == "frozen":
+            zeros = torch.zeros_like(self.norm.weight)
+            out = nn.functional.batch_norm(
+                flat, zeros, torch.ones_like(zeros), self.norm.weight, self.norm.bias, False, 0.0, self.norm.eps
+            )
+        else:
+            out = self.norm(flat)
+        return out.reshape(x.shape)
+
+
+class OutputHead(nn.Module):
+    """batch norm → [Linear → activation]* → Linear(2); returns one logit per row.
+
+    The two output units follow the reference code's softmax over (click, no click); the
+    logit returned is their difference, so ``sigmoid(logit)`` is the softmax's click column.
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden: Sequence[int],
+        activation: Literal["dice", "prelu"],
+        batchnorm: BatchNormMode,
+        dice_eval: DiceEval,
+        bias: Sequence[bool] | None = None,
+    ) -> None:
+        super().__init__()
+        widths = [in_dim, *hidden, 2]
+        bias = list(bias) if bias is not None else [True] * (len(widths) - 1)
+        if len(bias) != len(widths) - 1:
+            raise ValueError(f"need {len(widths) - 1} bias flags, got {len(bias)}")
+        layers: list[nn.Module] = [BatchNorm(in_dim, batchnorm)]
+        for k, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+            layers.append(nn.Linear(a, b, bias=bias[k]))
+            if k < len(hidden):
+                layers.append(make_activation(activation, b, dice_eval))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        two = self.net(x)
+        return two[..., 0] - two[..., 1]
+
+
+class ClickHead(nn.Module):
+    """The auxiliary nets of DIEN and SARN: batch norm → sigmoid layers → 2-way softmax.
+
+    Returns the log-probability that the pair is a click (softmax column 0) and its
+    complement, computed stably from the logit difference.
+    """
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], batchnorm: BatchNormMode) -> None:
+        super().__init__()
+        widths = [in_dim, *hidden]
+        layers: list[nn.Module] = [BatchNorm(in_dim, batchnorm)]
+        for a, b in zip(widths[:-1], widths[1:], strict=True):
+            layers += [nn.Linear(a, b), nn.Sigmoid()]
+        layers.append(nn.Linear(widths[-1], 2))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        two = self.net(x)
+        logit = two[..., 0] - two[..., 1]
+        return nn.functional.logsigmoid(logit), nn.functional.logsigmoid(-logit)
