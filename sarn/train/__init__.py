@@ -1,0 +1,1 @@
+"""Training composes data arrays and models: batching, the loop, metrics, run outputs."""

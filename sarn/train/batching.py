@@ -1,0 +1,57 @@
+"""Sample arrays resident on the device, cut into batches padded only as far as needed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from sarn.models import Batch
+
+_HISTORY_KEYS = ("hist_item", "hist_category", "neg_item", "neg_category")
+
+
+class DeviceSamples:
+    """One split's arrays as tensors on ``device``; no per-sample Python when batching."""
+
+    def __init__(self, arrays: dict[str, np.ndarray], device: torch.device, max_len: int | None = None) -> None:
+        width = arrays["hist_item"].shape[1] if max_len is None else max_len
+        length = np.minimum(arrays["length"], width)
+        self.device = device
+        self.size = int(arrays["label"].size)
+        self.user = arrays["user"]
+        self.label = arrays["label"].astype(np.float64)
+        self._length = torch.as_tensor(length, device=device)
+        self._flat = {
+            "item": torch.as_tensor(arrays["item"], device=device),
+            "category": torch.as_tensor(arrays["category"], device=device),
+            "label": torch.as_tensor(arrays["label"], dtype=torch.float32, device=device),
+        }
+        # Histories are stored left-aligned (oldest first); keeping the latest ``width``
+        # clicks means dropping from the left for histories longer than ``width``.
+        positions = np.arange(width)[None, :] + (arrays["length"] - length)[:, None]
+        positions = np.minimum(positions, arrays["hist_item"].shape[1] - 1)
+        self._hist = {
+            key: torch.as_tensor(np.take_along_axis(arrays[key], positions, axis=1), device=device)
+            for key in _HISTORY_KEYS
+        }
+
+    def batch(self, index: torch.Tensor) -> Batch:
+        """The samples at ``index``, histories cut to the longest among them (at least 1)."""
+        lengths = self._length[index]
+        width = max(int(lengths.max()), 1)
+        mask = (torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]).float()
+        hist = {key: value[index, :width] * mask.long() for key, value in self._hist.items()}
+        return Batch(
+            item=self._flat["item"][index],
+            category=self._flat["category"][index],
+            mask=mask,
+            label=self._flat["label"][index],
+            **hist,
+        )
+
+    def batches(self, order: torch.Tensor, batch_size: int) -> Iterator[Batch]:
+        """Consecutive batches following ``order`` (a permutation of sample indices)."""
+        for start in range(0, self.size, batch_size):
+            yield self.batch(order[start : start + batch_size])

@@ -1,0 +1,105 @@
+"""One training run: a model, a seed, epochs chosen on validation AUC.
+
+Every epoch records the mean LogLoss of its training batches (in training mode, as the
+optimiser saw them) and ends with an evaluation of the validation and test sets (the
+curves of Fig. 4). The reported test metrics are those of the epoch with the best
+validation AUC; the test set never chooses anything.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from sarn.errors import TrainingError
+from sarn.models import CTRModel
+from sarn.params import TrainingSpec
+from sarn.train.batching import DeviceSamples
+from sarn.train.metrics import evaluate
+
+log = logging.getLogger(__name__)
+
+EVAL_SPLITS = ("valid", "test")
+
+
+@dataclass
+class RunResult:
+    history: list[dict[str, float]]  # one row per epoch
+    best_epoch: int
+    best: dict[str, float]  # valid_* and test_* metrics of the best epoch
+    state_dict: dict[str, torch.Tensor]
+
+
+def click_loss(logit: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    """The reference code's CTR loss: mean over the (B, 2) one-hot matrix, i.e. 0.5·BCE."""
+    return 0.5 * torch.nn.functional.binary_cross_entropy_with_logits(logit, label)
+
+
+@torch.no_grad()
+def predict(model: CTRModel, samples: DeviceSamples, batch_size: int) -> np.ndarray:
+    """Logits of every sample, in order, in evaluation mode."""
+    model.eval()
+    order = torch.arange(samples.size, device=samples.device)
+    parts = [model(b).logit.double().cpu() for b in samples.batches(order, batch_size)]
+    return torch.cat(parts).numpy()
+
+
+def _optimizer(model: CTRModel, spec: TrainingSpec) -> torch.optim.Optimizer:
+    if spec.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=spec.lr)
+    return torch.optim.SGD(model.parameters(), lr=spec.lr)
+
+
+def train_run(
+    model: CTRModel,
+    data: dict[str, DeviceSamples],
+    spec: TrainingSpec,
+    seed: int,
+    eval_batch_size: int,
+    label: str,
+) -> RunResult:
+    """Train ``model`` (already initialised under ``seed``) and keep its best epoch."""
+    optimizer = _optimizer(model, spec)
+    shuffler = torch.Generator().manual_seed(seed)
+    train = data["train"]
+    history: list[dict[str, float]] = []
+    best_auc, best_epoch, best_state = -np.inf, 0, None
+    n_batches = -(-train.size // spec.batch_size)
+    for epoch in range(1, spec.epochs + 1):
+        model.train()
+        order = torch.randperm(train.size, generator=shuffler).to(train.device)
+        bar = tqdm(train.batches(order, spec.batch_size), total=n_batches, leave=False,
+                   desc=f"{label} epoch {epoch}/{spec.epochs}", mininterval=2.0)
+        seen_loss, seen = 0.0, 0
+        for step, batch in enumerate(bar, start=1):
+            out = model(batch)
+            ctr = click_loss(out.logit, batch.label)
+            loss = ctr + out.aux_loss
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"{label}: loss became {loss.item()} at epoch {epoch}, batch {step}; "
+                    "lower the learning rate or check the inputs"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            seen_loss += 2.0 * ctr.item() * batch.label.numel()
+            seen += batch.label.numel()
+        row: dict[str, float] = {"epoch": epoch, "train_logloss": seen_loss / seen}
+        for split in EVAL_SPLITS:
+            metrics = evaluate(data[split].label, predict(model, data[split], eval_batch_size), data[split].user)
+            row.update({f"{split}_{k}": v for k, v in metrics.items()})
+        history.append(row)
+        log.info("%s epoch %d: valid AUC %.4f, test AUC %.4f", label, epoch, row["valid_auc"], row["test_auc"])
+        if row["valid_auc"] > best_auc:
+            best_auc, best_epoch = row["valid_auc"], epoch
+            best_state = copy.deepcopy(model.state_dict())
+    assert best_state is not None
+    best_row = history[best_epoch - 1]
+    best = {k: v for k, v in best_row.items() if k.startswith(("valid_", "test_"))}
+    return RunResult(history, best_epoch, best, best_state)

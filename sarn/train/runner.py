@@ -1,0 +1,84 @@
+"""The train stage: every seed of one (dataset, model) pair, written as one folder.
+
+Folder layout (``results/<dataset>/<model>/``):
+- ``runs.csv``: one row per seed with the best epoch (by validation AUC) and its
+  validation and test metrics;
+- ``history.csv``: per seed and epoch, LogLoss/AUC/gAUC of train, validation and test;
+- ``checkpoints/seed<k>.pt``: the weights of each seed's best epoch;
+- ``run.json``: the hyperparameters, seeds and device that produced them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from sarn.atomic import atomic_dir, write_json
+from sarn.data.prepare import load_meta, load_split
+from sarn.data.samples import SPLITS
+from sarn.models import build_model
+from sarn.params import Params, RuntimeSpec
+from sarn.train.batching import DeviceSamples
+from sarn.train.loop import train_run
+
+log = logging.getLogger(__name__)
+
+
+def configure_torch(runtime: RuntimeSpec, threads: int | None) -> torch.device:
+    """Pick the device and make results reproducible for a given seed on it."""
+    if runtime.device == "cuda" or (runtime.device == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise RuntimeError("runtime.device is 'cuda' but no CUDA device is available")
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        device = torch.device("cuda")
+    else:
+        device = torch.device("cpu")
+    torch.set_num_threads(threads or runtime.threads)
+    torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
+    return device
+
+
+def seeds(params: Params) -> list[int]:
+    return [params.experiment.seed + k for k in range(params.experiment.n_seeds)]
+
+
+def train_model(params: Params, dataset: str, model: str, data_dir: Path, out_dir: Path,
+                threads: int | None = None) -> None:
+    """Train ``model`` on ``dataset`` once per seed and write the results folder."""
+    device = configure_torch(params.runtime, threads)
+    spec = params.models[model]
+    meta = load_meta(data_dir)
+    data = {split: DeviceSamples(load_split(data_dir, split), device) for split in SPLITS}
+    log.info("train[%s/%s]: %d train samples on %s, %d seeds",
+             dataset, model, data["train"].size, device, params.experiment.n_seeds)
+    runs, histories = [], []
+    with atomic_dir(out_dir) as tmp:
+        (tmp / "checkpoints").mkdir()
+        for seed in seeds(params):
+            torch.manual_seed(seed)
+            net = build_model(model, meta["n_items"], meta["n_categories"], spec.architecture).to(device)
+            result = train_run(net, data, spec.training, seed, params.runtime.eval_batch_size,
+                               label=f"{dataset}/{model} seed {seed}")
+            torch.save(result.state_dict, tmp / "checkpoints" / f"seed{seed}.pt")
+            runs.append({"seed": seed, "best_epoch": result.best_epoch, **result.best})
+            histories += [{"seed": seed, **row} for row in result.history]
+            log.info("train[%s/%s] seed %d: best epoch %d, test AUC %.4f, LogLoss %.4f",
+                     dataset, model, seed, result.best_epoch, result.best["test_auc"],
+                     result.best["test_logloss"])
+        pd.DataFrame(runs).to_csv(tmp / "runs.csv", index=False, lineterminator="\n")
+        pd.DataFrame(histories).to_csv(tmp / "history.csv", index=False, lineterminator="\n")
+        write_json(tmp / "run.json", {
+            "dataset": dataset,
+            "model": model,
+            "seeds": seeds(params),
+            "architecture": spec.architecture,
+            "training": spec.training.model_dump(),
+            "device": device.type,
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "selection": "epoch with the best validation AUC; test metrics reported at that epoch",
+        })
