@@ -1,0 +1,20 @@
+"""Entry point of ``python -m sarn``: every workflow stage calls this.
+
+glibc returns large freed blocks to the system at once, and the pair tensors of SARN
+are allocated and freed every batch: with mmap disabled and a high trim threshold the
+allocator keeps that memory and training runs about 1.7 times faster on the CPU (at
+the price of memory held). These variables only act if set before Python starts, so
+the process restarts itself once with them.
+"""
+
+import os
+import sys
+
+_ALLOCATOR = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "17179869184"}
+
+if sys.platform.startswith("linux") and any(os.environ.get(k) is None for k in _ALLOCATOR):
+    os.execve(sys.executable, [sys.executable, "-m", "sarn", *sys.argv[1:]], {**_ALLOCATOR, **os.environ})
+
+from sarn.cli import main  # noqa: E402
+
+raise SystemExit(main())

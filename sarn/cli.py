@@ -1,0 +1,105 @@
+"""``python -m sarn <stage>``: the one entry point every workflow stage calls.
+
+Both drivers (dvc.yaml and the Snakefile) only wire these commands together; all
+behaviour lives here and in the modules they call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from sarn.errors import SarnError
+
+log = logging.getLogger("sarn")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sarn", description=__doc__.splitlines()[0])
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="parameters file")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    raw = sub.add_parser("raw", help="produce a dataset's raw click log")
+    raw.add_argument("--dataset", required=True)
+    raw.add_argument("--out", type=Path, required=True, help="raw data folder")
+
+    pre = sub.add_parser("preprocess", help="build train/valid/test samples from a raw log")
+    pre.add_argument("--dataset", required=True)
+    pre.add_argument("--raw", type=Path, required=True, help="raw data folder")
+    pre.add_argument("--out", type=Path, required=True, help="processed data folder")
+
+    train = sub.add_parser("train", help="train one model on one dataset, every seed")
+    train.add_argument("--dataset", required=True)
+    train.add_argument("--model", required=True)
+    train.add_argument("--data", type=Path, required=True, help="processed data folder")
+    train.add_argument("--out", type=Path, required=True, help="results folder of this pair")
+
+    agg = sub.add_parser("aggregate", help="Table II and the aggregate metrics file")
+    agg.add_argument("--results", type=Path, required=True, help="results root folder")
+    agg.add_argument("--table", type=Path, required=True)
+    agg.add_argument("--metrics", type=Path, required=True)
+
+    rep = sub.add_parser("report", help="execute a report notebook with papermill")
+    rep.add_argument("--notebook", type=Path, required=True, help="template notebook")
+    rep.add_argument("--out", type=Path, required=True, help="executed notebook (.ipynb)")
+    rep.add_argument("--html", type=Path, required=True, help="HTML export")
+    rep.add_argument("--table", type=Path, required=True, help="Table II csv the notebook reads")
+
+    sub.add_parser("check", help="validate params.yaml and refresh the params stamps")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> None:
+    from sarn import params as params_mod
+    from sarn.stages import sync_stamps
+
+    raw_params = params_mod.read_raw(args.params)
+    params = params_mod.validate(raw_params, source=str(args.params))
+    sync_stamps(raw_params, args.params.parent)
+
+    if args.command == "check":
+        log.info("%s is valid", args.params)
+        return
+    if args.command in ("raw", "preprocess", "train"):
+        if args.dataset not in params.datasets:
+            raise SarnError(f"unknown dataset {args.dataset!r}; params.yaml defines: "
+                            f"{', '.join(sorted(params.datasets))}")
+    if args.command == "raw":
+        from sarn.data.prepare import make_raw
+
+        make_raw(args.dataset, params.datasets[args.dataset], args.out)
+    elif args.command == "preprocess":
+        from sarn.data.prepare import preprocess
+
+        preprocess(args.dataset, params.datasets[args.dataset], args.raw, args.out)
+    elif args.command == "train":
+        from sarn.models import model_class
+        from sarn.train.runner import train_model
+
+        model_class(args.model)
+        if args.model not in params.models:
+            raise SarnError(f"model {args.model!r} has no entry under models: in {args.params}")
+        train_model(params, args.dataset, args.model, args.data, args.out)
+    elif args.command == "aggregate":
+        from sarn.report import aggregate
+
+        aggregate(params.experiment.datasets, params.experiment.models, args.results,
+                  args.table, args.metrics)
+    elif args.command == "report":
+        from sarn.report import render_notebook
+
+        render_notebook(args.notebook, args.out, args.html, {"table_path": str(args.table)})
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
+                        datefmt="%H:%M:%S")
+    args = _parser().parse_args(argv)
+    try:
+        _run(args)
+    except SarnError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,62 @@
+"""Which params each stage depends on, and the stamp files that let Snakemake see them.
+
+DVC compares a stage's dotted ``params:`` with dvc.lock. Snakemake has no such record
+for outputs it did not make (for instance after ``dvc repro``), so it would call a stale
+result current. Each dotted key below therefore also lives in a small stamp file whose
+content (and so modification time) changes only when that key's value changes; the
+Snakemake rules take the stamps as inputs. Every command of the package refreshes the
+stamps before it writes anything, so an output is always newer than the stamps it was
+made from, whichever driver ran it. dvc.yaml lists the same keys (checked by a test).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sarn.atomic import dumps_json, write_text
+
+STAMP_DIR = Path(".sarn") / "params"
+
+STAGE_PARAMS: dict[str, tuple[str, ...]] = {
+    "raw": ("datasets.{dataset}",),
+    "preprocess": ("datasets.{dataset}",),
+    "train": ("models.{model}", "experiment.n_seeds", "experiment.seed", "runtime"),
+    "aggregate": ("experiment.datasets", "experiment.models"),
+}
+
+
+def stage_keys(stage: str, **names: str) -> list[str]:
+    """Dotted params keys of ``stage`` for a dataset and/or model name."""
+    return [key.format(**names) for key in STAGE_PARAMS[stage]]
+
+
+def stamp_path(key: str, root: Path = Path(".")) -> Path:
+    return root / STAMP_DIR / f"{key}.json"
+
+
+def _lookup(raw: dict[str, Any], key: str) -> Any:
+    value: Any = raw
+    for part in key.split("."):
+        value = value[part]
+    return value
+
+
+def all_keys(raw: dict[str, Any]) -> list[str]:
+    """Every stamp key of the configured datasets and models."""
+    experiment = raw["experiment"]
+    keys: set[str] = set()
+    for stage in STAGE_PARAMS:
+        for dataset in experiment["datasets"]:
+            for model in experiment["models"]:
+                keys.update(stage_keys(stage, dataset=dataset, model=model))
+    return sorted(keys)
+
+
+def sync_stamps(raw: dict[str, Any], root: Path = Path(".")) -> None:
+    """Rewrite the stamp of every key whose value differs from its stamp's content."""
+    for key in all_keys(raw):
+        path = stamp_path(key, root)
+        text = dumps_json(_lookup(raw, key))
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            write_text(path, text)
