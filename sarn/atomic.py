@@ -46,7 +46,7 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary file path beside ``target``; rename it over ``target`` on success."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=_tmp_prefix(target), dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=_tmp_prefix(target), suffix=target.suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     tmp.chmod(0o666 & ~_umask())

@@ -15,7 +15,9 @@ _MASKED_SCORE = -(2.0**32) + 1
 class TargetAttention(nn.Module):
     """DIN's activation unit: an MLP on ``[t, x_j, t − x_j, t ⊙ x_j]`` → masked softmax → Σ.
 
-    Sigmoid hidden layers as both reference repositories use them.
+    Sigmoid hidden layers as both reference repositories use them. The final layer has
+    no bias: a constant added to every score cancels in the softmax, so the reference's
+    bias there never receives a gradient.
     """
 
     def __init__(self, dim: int, hidden: Sequence[int]) -> None:
@@ -24,7 +26,7 @@ class TargetAttention(nn.Module):
         layers: list[nn.Module] = []
         for a, b in zip(widths[:-1], widths[1:], strict=True):
             layers += [nn.Linear(a, b), nn.Sigmoid()]
-        layers.append(nn.Linear(widths[-1], 1))
+        layers.append(nn.Linear(widths[-1], 1, bias=False))
         self.net = nn.Sequential(*layers)
 
     def forward(

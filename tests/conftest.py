@@ -1,0 +1,30 @@
+"""Shared fixtures: a tiny but complete parameter set and the repository paths."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_params() -> dict:
+    """params.yaml of the repository, shrunk so that a whole pipeline runs in seconds."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = copy.deepcopy(raw)
+    raw["experiment"]["n_seeds"] = 2
+    raw["runtime"]["threads"] = 1
+    gen = raw["datasets"]["default"]["generator"]
+    gen.update(n_users=240, n_items=300, n_categories=24, n_interests=6, mean_clicks=9.0, max_clicks=20)
+    raw["datasets"]["default"]["protocol"]["max_len"] = 10
+    for model in raw["models"].values():
+        model["training"]["epochs"] = 2
+    return raw
+
+
+@pytest.fixture
+def params_dict() -> dict:
+    return tiny_params()

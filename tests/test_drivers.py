@@ -1,0 +1,188 @@
+"""End to end: DVC and Snakemake on a tiny configuration, in a throwaway copy of the repo.
+
+These tests drive the real command lines (``dvc repro``, ``snakemake``) and check what
+a user relies on: both drivers produce the same bytes, a params change reruns only the
+affected stages under either driver, neither reports a stale result as current, and a
+run killed halfway is finished correctly by the next one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+
+from sarn.stages import STAGE_PARAMS
+from tests.conftest import ROOT, tiny_params
+
+BIN = Path(sys.executable).parent
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        DVC_NO_ANALYTICS="1",
+        GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.invalid",
+        GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.invalid",
+    )
+    return env
+
+
+def run(cwd: Path, *cmd: str) -> str:
+    """Run a command in the project copy; fail the test with its output if it fails."""
+    proc = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc.stdout + proc.stderr
+
+
+def dvc(cwd: Path, *args: str) -> str:
+    return run(cwd, sys.executable, "-m", "dvc", *args)
+
+
+def snakemake(cwd: Path, *args: str) -> str:
+    return run(cwd, sys.executable, "-m", "snakemake", "--cores", "2", *args)
+
+
+def make_project(tmp_path: Path, name: str = "project") -> Path:
+    """A git repository holding the project's files and the tiny params.yaml."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split()
+    dest = tmp_path / name
+    for rel in listed:
+        src = ROOT / rel
+        if src.is_file() and not rel.startswith(("tests/", "reports/")) or rel == "reports/.gitignore":
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    write_params(dest, tiny_params())
+    run(dest, "git", "init", "-q")
+    run(dest, "git", "add", "-A")
+    run(dest, "git", "commit", "-qm", "tiny project")
+    return dest
+
+
+def write_params(project: Path, raw: dict) -> None:
+    (project / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def runs(project: Path, model: str) -> Path:
+    return project / "results" / "default" / model / "runs.csv"
+
+
+def test_dvc_yaml_lists_the_params_each_stage_declares() -> None:
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for stage, keys in STAGE_PARAMS.items():
+        declared = [k.replace("${item.model}", "{model}").replace("${item}", "{dataset}")
+                    for k in stages[stage].get("do", stages[stage])["params"]]
+        assert declared == list(keys), stage
+
+
+def test_snakemake_lint_is_clean() -> None:
+    out = run(ROOT, sys.executable, "-m", "snakemake", "--lint")
+    assert "Congratulations" in out
+
+
+def test_both_drivers_agree_and_never_report_stale_results(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    params = tiny_params()
+
+    dvc(project, "repro")
+    table = (project / "reports" / "table2.csv").read_bytes()
+    metrics = (project / "reports" / "metrics.json").read_bytes()
+    assert table.startswith(b"dataset,model,n_runs,auc_mean,auc_std,logloss_mean,logloss_std")
+    assert (project / "reports" / "table2.html").stat().st_size > 10_000
+    assert "Nothing to be done" in snakemake(project, "-n")
+
+    # The same pipeline from scratch under Snakemake gives the same bytes.
+    other = make_project(tmp_path, "other")
+    snakemake(other, "reports/table2.csv")
+    assert (other / "reports" / "table2.csv").read_bytes() == table
+    assert (other / "reports" / "metrics.json").read_bytes() == metrics
+
+    # A DIN hyperparameter changed, Snakemake first: only DIN is retrained.
+    sarn_mtime = runs(project, "sarn").stat().st_mtime_ns
+    din_mtime = runs(project, "din").stat().st_mtime_ns
+    params["models"]["din"]["training"]["lr"] = 0.003
+    write_params(project, params)
+    snakemake(project, "reports/table2.csv")
+    assert runs(project, "din").stat().st_mtime_ns != din_mtime
+    assert runs(project, "sarn").stat().st_mtime_ns == sarn_mtime
+    table_after = (project / "reports" / "table2.csv").read_bytes()
+    assert table_after != table
+    # DVC then sees the change too (it has no record of Snakemake's run), recomputes
+    # the same bytes, and leaves SARN alone.
+    out = dvc(project, "repro")
+    assert "Stage 'train@default-sarn' didn't change" in out
+    assert runs(project, "sarn").stat().st_mtime_ns == sarn_mtime
+    assert (project / "reports" / "table2.csv").read_bytes() == table_after
+    assert "up to date" in dvc(project, "status")
+
+    # A SARN hyperparameter changed, DVC first: Snakemake must not redo or miss it.
+    din_mtime = runs(project, "din").stat().st_mtime_ns
+    params["models"]["sarn"]["architecture"]["alpha"] = 0.5
+    write_params(project, params)
+    out = dvc(project, "repro")
+    assert "Running stage 'train@default-sarn'" in out
+    assert "Stage 'train@default-din' didn't change" in out
+    assert runs(project, "din").stat().st_mtime_ns == din_mtime
+    assert "Nothing to be done" in snakemake(project, "-n")
+
+    # Without changes, DVC has nothing to do.
+    assert "didn't change" in dvc(project, "repro") and "Running stage" not in dvc(project, "repro")
+
+
+def test_metrics_diff_shows_what_an_experiment_moved(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    dvc(project, "repro")
+    run(project, "git", "add", "dvc.lock", "reports/metrics.json", "reports/.gitignore")
+    run(project, "git", "commit", "-qm", "baseline")
+    dvc(project, "exp", "run", "-S", "models.sarn.architecture.beta=0.0")
+    diff = dvc(project, "metrics", "diff", "--md")
+    assert "default.sarn.auc_mean" in diff
+    assert "default.din.auc_mean" not in diff  # DIN was not retrained, nothing moved
+
+
+@pytest.mark.parametrize("driver", ["dvc", "snakemake"])
+def test_a_stage_killed_halfway_is_finished_by_the_next_run(tmp_path: Path, driver: str) -> None:
+    project = make_project(tmp_path)
+    params = tiny_params()
+    params["experiment"]["models"] = ["sarn"]
+    params["models"]["sarn"]["training"]["epochs"] = 40  # long enough to be caught mid-run
+    write_params(project, params)
+    command = {
+        "dvc": [sys.executable, "-m", "dvc", "repro"],
+        "snakemake": [sys.executable, "-m", "snakemake", "--cores", "1", "reports/table2.csv"],
+    }[driver]
+    proc = subprocess.Popen(command, cwd=project, env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    results = project / "results" / "default"
+    deadline = time.monotonic() + 240
+    while not (results.is_dir() and list(results.glob(".sarn.tmp-*/checkpoints/*.pt"))):
+        assert time.monotonic() < deadline, "training never got under way"
+        assert proc.poll() is None, f"{driver} ended before the stage could be killed"
+        time.sleep(0.2)
+    stage = [p for p in psutil.Process(proc.pid).children(recursive=True)
+             if p.cmdline()[1:4] == ["-m", "sarn", "train"]]
+    assert len(stage) == 1
+    stage[0].send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=120) != 0
+    assert not (results / "sarn").exists(), "a killed stage left an output that looks complete"
+
+    params["models"]["sarn"]["training"]["epochs"] = 2
+    write_params(project, params)
+    run(project, *command)
+    assert runs(project, "sarn").is_file()
+    assert not list(results.glob(".sarn.tmp-*")), "the temporary folder of the killed stage is left"
+    assert "Nothing to be done" in snakemake(project, "-n", "reports/table2.csv")
+    assert "up to date" in dvc(project, "status") or driver == "snakemake"

@@ -1,0 +1,220 @@
+"""Properties every model must have, and SARN against a straightforward computation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from sarn.errors import ConfigError
+from sarn.models import MODELS, Batch, build_model, model_class
+from sarn.models.sarn import SARN
+from sarn.params import load
+from sarn.train.loop import click_loss
+from tests.conftest import ROOT
+
+N_ITEMS, N_CATS = 50, 8
+ARCH = {name: spec.architecture for name, spec in load(ROOT / "params.yaml").models.items()}
+
+
+def make_batch(lengths: list[int], width: int | None = None, seed: int = 0, pad_value: int = 0) -> Batch:
+    """Random ids; positions past each length hold ``pad_value`` (0 in real batches)."""
+    g = torch.Generator().manual_seed(seed)
+    b, width = len(lengths), width or max(max(lengths), 1)
+    mask = (torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]).float()
+
+    def ids(n: int, shape) -> torch.Tensor:
+        raw = torch.randint(1, n, shape, generator=g)
+        return torch.where(mask.bool(), raw, torch.full_like(raw, pad_value)) if len(shape) == 2 else raw
+
+    return Batch(
+        item=ids(N_ITEMS, (b,)), category=ids(N_CATS, (b,)),
+        hist_item=ids(N_ITEMS, (b, width)), hist_category=ids(N_CATS, (b, width)),
+        neg_item=ids(N_ITEMS, (b, width)), neg_category=ids(N_CATS, (b, width)),
+        mask=mask, label=torch.randint(0, 2, (b,), generator=g).float(),
+    )
+
+
+def model(name: str, seed: int = 0, dtype=torch.float32):
+    torch.manual_seed(seed)
+    return build_model(name, N_ITEMS, N_CATS, ARCH[name]).to(dtype)
+
+
+def warm_up(net, steps: int = 3) -> None:
+    """A few training steps so that running statistics are not trivial."""
+    opt = torch.optim.Adam(net.parameters(), lr=0.01)
+    net.train()
+    for s in range(steps):
+        batch = make_batch([5, 3, 7, 1, 6, 2], seed=100 + s)
+        out = net(batch)
+        loss = click_loss(out.logit, batch.label) + out.aux_loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    net.eval()
+
+
+ALL = sorted(MODELS)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_padded_positions_do_not_change_the_output(name: str) -> None:
+    net = model(name)
+    warm_up(net)
+    lengths = [4, 7, 2, 0, 5]
+    clean = make_batch(lengths, width=9, seed=1, pad_value=0)
+    noisy = make_batch(lengths, width=9, seed=1, pad_value=5)
+    assert not torch.equal(clean.hist_item, noisy.hist_item)
+    with torch.no_grad():
+        torch.testing.assert_close(net(clean).logit, net(noisy).logit, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_evaluation_prediction_does_not_depend_on_the_batch(name: str) -> None:
+    net = model(name)
+    warm_up(net)
+    batch = make_batch([3, 9, 5, 1], seed=2)
+    with torch.no_grad():
+        together = net(batch).logit
+        for k, n in enumerate([3, 9, 5, 1]):
+            alone = Batch(**{f: getattr(batch, f)[k : k + 1] for f in batch.__dataclass_fields__})
+            alone = Batch(**{
+                f: (v[:, :n] if v.dim() == 2 else v) for f, v in vars(alone).items()
+            })
+            torch.testing.assert_close(net(alone).logit, together[k : k + 1], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_gradients_reach_every_parameter(name: str) -> None:
+    net = model(name)
+    net.train()
+    batch = make_batch([5, 3, 7, 2, 6, 4, 1, 7], seed=3)
+    out = net(batch)
+    (click_loss(out.logit, batch.label) + out.aux_loss).backward()
+    missing = [n for n, p in net.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == []
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_a_tiny_batch_can_be_overfitted(name: str) -> None:
+    net = model(name)
+    batch = make_batch([3, 5, 2, 6, 4, 1, 5, 3] * 4, seed=4)
+    opt = torch.optim.Adam(net.parameters(), lr=0.01)
+    for _ in range(300):
+        net.train()
+        out = net(batch)
+        loss = click_loss(out.logit, batch.label) + out.aux_loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    net.eval()
+    with torch.no_grad():
+        logit = net(batch).logit
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logit, batch.label).item()
+    assert roc_auc_score(batch.label.numpy(), logit.numpy()) == 1.0
+    assert bce < 0.1
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_all_padding_histories_give_finite_outputs_and_gradients(name: str) -> None:
+    for lengths in ([0, 0, 0], [0, 4, 0]):
+        net = model(name)
+        net.train()
+        batch = make_batch(lengths, seed=5)
+        out = net(batch)
+        loss = click_loss(out.logit, batch.label) + out.aux_loss
+        loss.backward()
+        assert torch.isfinite(loss)
+        assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+        net.eval()
+        with torch.no_grad():
+            assert torch.isfinite(net(batch).logit).all()
+
+
+def test_unknown_model_name_lists_known_ones() -> None:
+    with pytest.raises(ConfigError, match="unknown model 'bert'; known models: din, sarn"):
+        model_class("bert")
+    with pytest.raises(ConfigError, match=r"'dien' \(planned, not implemented yet\)"):
+        model_class("dien")
+
+
+def test_sarn_relations_lie_in_unit_interval_and_vanish_on_padding() -> None:
+    net = model("sarn")
+    lengths = [4, 7, 2, 0]
+    batch = make_batch(lengths, seed=6)
+    with torch.no_grad():
+        view = net.relational_view(batch)
+    rel = view.relation
+    assert rel.min() >= 0 and rel.max() <= 1 + 1e-6
+    assert rel.max() > 0.1
+    for k, n in enumerate(lengths):
+        assert (rel[k, n:, :] == 0).all() and (rel[k, :, n:] == 0).all()
+        assert (view.scores[k, n:, :] == 0).all() and (view.scores[k, :, n:] == 0).all()
+
+
+def _straightforward_sarn(net: SARN, batch: Batch) -> dict[str, torch.Tensor]:
+    """The reference graph, every pair materialised: attention MLP on [t ; g_ij] per pair."""
+    t, x, mask = net.embed(batch)
+    b, length, d = x.shape
+    phi = torch.relu(x @ net.relation.source.weight.T)
+    phi = phi / (phi.norm(dim=-1, keepdim=True) + 1e-10)
+    vphi = torch.relu(x @ net.relation.target.weight.T)
+    vphi = vphi / (vphi.norm(dim=-1, keepdim=True) + 1e-10)
+    rel = torch.einsum("bih,bjh->bij", phi, vphi)
+    g = torch.empty(b, length, length, d, dtype=x.dtype)
+    for i in range(length):
+        for j in range(length):
+            g[:, i, j] = x[:, j] + rel[:, i, j, None] * x[:, i]
+    w1 = torch.cat([net.pool.query.weight, net.pool.pair.weight], dim=1)
+    inp = torch.cat([t[:, None, None, :].expand(b, length, length, d), g], dim=-1)
+    hidden = torch.relu(inp @ w1.T + net.pool.query.bias)
+    s = torch.sigmoid(hidden @ net.pool.score.weight.T + net.pool.score.bias).squeeze(-1)
+    pair_mask = mask[:, :, None] * mask[:, None, :]
+    out = (s * pair_mask)[..., None] * g
+    user = torch.maximum(out.reshape(b, -1, d).max(dim=1).values, torch.zeros(d, dtype=x.dtype))
+    pred = net.regressor_out(torch.relu(net.regressor_in(g))).squeeze(-1)
+    pos = torch.arange(length, dtype=x.dtype)
+    gap = pos[None, :] - pos[:, None]
+    target = torch.sign(gap) * torch.sqrt(gap.abs() / length)
+    reg = (mask[:, :, None] * (pred - target) ** 2).mean()
+    return {"relation": rel, "scores": s * pair_mask, "user": user, "position_loss": reg}
+
+
+def test_sarn_matches_the_straightforward_graph_in_float64() -> None:
+    net = model("sarn", seed=7, dtype=torch.float64)
+    net.train()
+    batch = make_batch([6, 3, 8, 1, 0, 5], seed=8)
+    ref = _straightforward_sarn(net, batch)
+    view = net.relational_view(batch)
+    ours = {
+        "relation": view.relation, "scores": view.scores, "user": view.user,
+        "position_loss": net._position_loss(view.history, view.relation, view.mask),
+    }
+    for key, value in ref.items():
+        err = (ours[key] - value).abs().max() / value.abs().max().clamp(min=1e-300)
+        assert err < 1e-10, key
+    # Gradients of the same scalar through both graphs agree too.
+    grads = []
+    for result in (ref, ours):
+        net.zero_grad()
+        (result["user"].sum() + result["position_loss"] + result["scores"].sum()).backward(retain_graph=True)
+        grads.append({n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and grads[0]
+    for n in grads[0]:
+        err = (grads[0][n] - grads[1][n]).abs().max() / grads[0][n].abs().max().clamp(min=1e-300)
+        assert err < 1e-10, n
+
+
+def test_sarn_extra_losses_follow_alpha_and_beta() -> None:
+    batch = make_batch([5, 3, 7, 2], seed=9)
+    losses = {}
+    for alpha, beta in [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)]:
+        torch.manual_seed(0)
+        net = build_model("sarn", N_ITEMS, N_CATS, {**ARCH["sarn"], "alpha": alpha, "beta": beta})
+        net.train()
+        torch.manual_seed(1)  # same permutation of positions in the auxiliary loss
+        losses[alpha, beta] = net(batch).aux_loss.item()
+    assert losses[0.0, 0.0] == 0.0
+    assert losses[1.0, 0.0] > 0 and losses[0.0, 1.0] > 0
+    assert np.isclose(losses[1.0, 1.0], losses[1.0, 0.0] + losses[0.0, 1.0], rtol=1e-5)

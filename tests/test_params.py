@@ -1,0 +1,100 @@
+"""params.yaml validation: every problem names its key path and what was expected."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from sarn.errors import ConfigError
+from sarn.params import load, validate
+from tests.conftest import ROOT
+
+
+def test_repository_params_are_valid() -> None:
+    params = load(ROOT / "params.yaml")
+    assert params.experiment.models == ["din", "sarn"]
+    assert params.models["sarn"].architecture["relation_dim"] == 36
+
+
+def _error(raw: dict) -> str:
+    with pytest.raises(ConfigError) as info:
+        validate(raw)
+    return str(info.value)
+
+
+def test_unknown_key_is_named(params_dict: dict) -> None:
+    params_dict["models"]["din"]["training"]["learning_rate"] = 0.1
+    assert "models.din.training.learning_rate: unknown key" in _error(params_dict)
+
+
+def test_missing_key_is_named(params_dict: dict) -> None:
+    del params_dict["datasets"]["default"]["protocol"]["max_len"]
+    assert "datasets.default.protocol.max_len: missing key" in _error(params_dict)
+
+
+@pytest.mark.parametrize("value", ["0.01", None, [0.01]])
+def test_wrong_type_is_named(params_dict: dict, value: object) -> None:
+    params_dict["models"]["sarn"]["training"]["lr"] = value
+    message = _error(params_dict)
+    assert "models.sarn.training.lr" in message
+    assert repr(value) in message
+
+
+def test_integer_where_float_expected_is_accepted(params_dict: dict) -> None:
+    params_dict["models"]["sarn"]["training"]["lr"] = 1
+    assert validate(params_dict).models["sarn"].training.lr == 1
+
+
+def test_architecture_is_checked_against_the_model_signature(params_dict: dict) -> None:
+    arch = params_dict["models"]["sarn"]["architecture"]
+    arch["relation_dim"] = 36.5
+    arch["heads"] = [50, 10]
+    del arch["alpha"]
+    message = _error(params_dict)
+    assert "models.sarn.architecture.relation_dim" in message
+    assert "models.sarn.architecture.heads: unknown key" in message
+    assert "models.sarn.architecture.alpha: missing key" in message
+
+
+def test_choice_values_are_checked(params_dict: dict) -> None:
+    params_dict["models"]["din"]["architecture"]["dice_eval"] = "moving"
+    assert "models.din.architecture.dice_eval" in _error(params_dict)
+
+
+def test_unknown_model_lists_known_ones(params_dict: dict) -> None:
+    params_dict["models"]["transformer"] = copy.deepcopy(params_dict["models"]["din"])
+    message = _error(params_dict)
+    assert "models.transformer: unknown model name (known: din, sarn)" in message
+
+
+def test_experiment_must_reference_defined_entries(params_dict: dict) -> None:
+    params_dict["experiment"]["datasets"] = ["default", "electronics"]
+    params_dict["experiment"]["models"] = ["din", "dien"]
+    message = _error(params_dict)
+    assert "experiment.datasets.1: 'electronics' is not a key of datasets" in message
+    assert "experiment.models.1: 'dien' is not a key of models" in message
+
+
+def test_split_must_sum_to_one(params_dict: dict) -> None:
+    params_dict["datasets"]["default"]["protocol"]["split"]["train"] = 0.7
+    assert "datasets.default.protocol.split" in _error(params_dict)
+
+
+def test_generator_consistency(params_dict: dict) -> None:
+    params_dict["datasets"]["default"]["generator"]["interests_per_user"] = 99
+    assert "interests_per_user must not exceed n_interests" in _error(params_dict)
+
+
+def test_missing_file_and_bad_yaml(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="parameters file not found"):
+        load(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("experiment: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load(bad)
+    listy = tmp_path / "list.yaml"
+    listy.write_text(yaml.safe_dump([1, 2]))
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load(listy)

@@ -1,0 +1,199 @@
+"""Sample construction on a hand-made log whose expected samples are written out here."""
+
+from __future__ import annotations
+
+import io
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sarn.data.arrays import load_arrays, save_arrays
+from sarn.data.raw import COLUMNS
+from sarn.data.samples import build_samples
+from sarn.errors import DataError
+from sarn.params import ProtocolSpec
+
+# Rows are deliberately out of time order; "eve" has two clicks at t=40 (file order
+# wins), "bob" has too short a history, "zed" clicks items nobody else clicks.
+LOG = textwrap.dedent(
+    """\
+    user_id,item_id,category_id,timestamp
+    ann,i6,c1,60
+    ann,i1,c1,10
+    ann,i2,c1,20
+    ann,i3,c2,30
+    ann,i4,c2,40
+    ann,i5,c3,50
+    bob,i1,c1,10
+    bob,i2,c1,20
+    bob,i3,c2,30
+    bob,i4,c2,40
+    cat,i2,c1,5
+    cat,i4,c2,6
+    cat,i6,c1,7
+    cat,i1,c1,8
+    cat,i3,c2,9
+    dan,i5,c3,1
+    dan,i1,c1,2
+    dan,i2,c1,3
+    dan,i3,c2,4
+    dan,i4,c2,5
+    dan,i6,c1,6
+    eve,i3,c2,10
+    eve,i2,c1,20
+    eve,i4,c2,40
+    eve,i1,c1,40
+    eve,i5,c3,50
+    zed,i7,c4,1
+    zed,i8,c4,2
+    zed,i9,c4,3
+    zed,i7,c4,4
+    zed,i8,c4,5
+    """
+)
+
+# Expected (history of raw items, oldest first, cut to max_len=4; positive target).
+EXPECTED = {
+    "ann": (["i2", "i3", "i4", "i5"], "i6", 60),
+    "cat": (["i2", "i4", "i6", "i1"], "i3", 9),
+    "dan": (["i1", "i2", "i3", "i4"], "i6", 6),
+    "eve": (["i3", "i2", "i4", "i1"], "i5", 50),
+    "zed": (["i7", "i8", "i9", "i7"], "i8", 5),
+}
+CATEGORY = {f"i{k}": c for k, c in [(1, "c1"), (2, "c1"), (3, "c2"), (4, "c2"), (5, "c3"), (6, "c1"),
+                                     (7, "c4"), (8, "c4"), (9, "c4")]}
+
+
+def _log() -> pd.DataFrame:
+    frame = pd.read_csv(io.StringIO(LOG), dtype=str)
+    frame["timestamp"] = frame["timestamp"].astype(np.int64)
+    return frame
+
+
+def _protocol(**over) -> ProtocolSpec:
+    spec = {"min_history": 4, "max_len": 4, "split": {"train": 0.6, "valid": 0.2, "test": 0.2}, "seed": 5}
+    spec.update(over)
+    return ProtocolSpec.model_validate(spec)
+
+
+def _decode(meta: dict, index: np.ndarray, key: str) -> list[str | None]:
+    ids = meta[key]
+    return [ids[i - 1] if i > 0 else None for i in index]
+
+
+def test_samples_follow_the_protocol() -> None:
+    splits, meta = build_samples(_log(), _protocol())
+    seen_users: list[int] = []
+    for name, arrays in splits.items():
+        for row in range(arrays["label"].size):
+            seen_users.append(int(arrays["user"][row]))
+    # bob (3 earlier clicks) is dropped; every kept user gives exactly two samples and
+    # users are numbered in sorted order of their raw ids.
+    kept = sorted(EXPECTED)
+    assert sorted(seen_users) == sorted(np.repeat(range(len(kept)), 2).tolist())
+    # The vocabulary holds the items of training histories and training targets
+    # (positives and sampled negatives).
+    train = splits["train"]
+    train_items = set(_decode(meta, train["item"], "item_ids"))
+    for row in range(train["label"].size):
+        train_items.update(_decode(meta, train["hist_item"][row, : train["length"][row]], "item_ids"))
+    for name, arrays in splits.items():
+        for row in range(arrays["label"].size):
+            user = kept[arrays["user"][row]]
+            history, positive, time = EXPECTED[user]
+            n = arrays["length"][row]
+            assert n == len(history)
+            assert (arrays["hist_item"][row, n:] == 0).all() and (arrays["neg_item"][row, n:] == 0).all()
+            decoded = _decode(meta, arrays["hist_item"][row, :n], "item_ids")
+            if name == "train":
+                assert decoded == history
+            else:  # items never seen in training map to index 0 (unknown)
+                assert decoded == [h if h in train_items else None for h in history]
+            assert arrays["timestamp"][row] == time
+            label = arrays["label"][row]
+            # negative first, then positive, for each user
+            assert label == row % 2
+            target = _decode(meta, arrays["item"][row : row + 1], "item_ids")[0]
+            if label == 1:
+                assert target == (positive if name == "train" or positive in train_items else None)
+            else:
+                assert target != positive
+            cat = _decode(meta, arrays["category"][row : row + 1], "category_ids")[0]
+            if target is not None:
+                assert cat == CATEGORY[target]
+    assert splits["train"]["label"].size == 6 and splits["valid"]["label"].size == 2
+    assert splits["test"]["label"].size == 2
+    assert {k: meta["statistics"][k] for k in ("users", "items", "categories", "interactions")} == {
+        "users": 6, "items": 9, "categories": 4, "interactions": 31
+    }
+
+
+def test_vocabulary_comes_from_training_users_only() -> None:
+    splits, meta = build_samples(_log(), _protocol())
+    train = splits["train"]
+    used = set(train["item"].tolist()) | set(train["hist_item"].ravel().tolist()) - {0}
+    assert set(range(1, meta["n_items"])) == used - {0}
+    assert meta["n_items"] == len(meta["item_ids"]) + 1
+
+
+def test_the_same_seed_gives_the_same_samples_and_another_seed_another_split() -> None:
+    a, _ = build_samples(_log(), _protocol())
+    b, _ = build_samples(_log(), _protocol())
+    for name in a:
+        for key in a[name]:
+            np.testing.assert_array_equal(a[name][key], b[name][key])
+    splits = {seed: tuple(sorted(set(build_samples(_log(), _protocol(seed=seed))[0]["test"]["user"])))
+              for seed in range(6)}
+    assert len(set(splits.values())) > 1
+
+
+def test_history_negatives_differ_from_the_clicked_item() -> None:
+    splits, meta = build_samples(_log(), _protocol())
+    for arrays in splits.values():
+        valid = arrays["hist_item"] > 0
+        both = valid & (arrays["neg_item"] > 0)
+        assert (arrays["neg_item"][both] != arrays["hist_item"][both]).all()
+
+
+def test_no_user_with_enough_history_is_an_error() -> None:
+    with pytest.raises(DataError, match="no user has at least 10 clicks"):
+        build_samples(_log(), _protocol(min_history=10))
+
+
+def test_too_few_users_for_the_split_is_an_error() -> None:
+    with pytest.raises(DataError, match="too few for the split"):
+        build_samples(_log(), _protocol(split={"train": 0.98, "valid": 0.01, "test": 0.01}))
+
+
+def test_sample_files_round_trip_and_are_byte_deterministic(tmp_path) -> None:
+    splits, _ = build_samples(_log(), _protocol())
+    save_arrays(tmp_path / "a.npz", splits["train"])
+    save_arrays(tmp_path / "b.npz", splits["train"])
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    back = load_arrays(tmp_path / "a.npz")
+    assert set(back) == set(splits["train"])
+
+
+def test_wrong_schema_version_and_garbage_are_refused(tmp_path) -> None:
+    import sarn.data.arrays as arrays_mod
+
+    splits, _ = build_samples(_log(), _protocol())
+    path = tmp_path / "old.npz"
+    save_arrays(path, splits["train"])
+    original = arrays_mod.SCHEMA_VERSION
+    try:
+        arrays_mod.SCHEMA_VERSION = original + 1
+        with pytest.raises(DataError, match="schema version"):
+            load_arrays(path)
+    finally:
+        arrays_mod.SCHEMA_VERSION = original
+    garbage = tmp_path / "cut.npz"
+    garbage.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(DataError, match="not a readable sample file"):
+        load_arrays(garbage)
+
+
+def test_columns_are_the_raw_schema() -> None:
+    assert tuple(_log().columns) == COLUMNS

@@ -1,0 +1,25 @@
+import sarn.params
+import sarn.stages
+
+PARAMS_FILE = "params.yaml"
+RAW_PARAMS = sarn.params.read_raw(PARAMS_FILE)
+PARAMS = sarn.params.validate(RAW_PARAMS, source=PARAMS_FILE)
+# Outputs made by DVC carry no Snakemake metadata: the stamps make a changed key visible.
+sarn.stages.sync_stamps(RAW_PARAMS)
+DATASETS = PARAMS.experiment.datasets
+MODELS = PARAMS.experiment.models
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    model="|".join(MODELS),
+
+
+def stamps(stage, **names):
+    """Stamp files of the params keys `stage` depends on (see sarn/stages.py)."""
+    return [str(sarn.stages.stamp_path(k)) for k in sarn.stages.stage_keys(stage, **names)]
+
+
+def code(*parts):
+    """Python sources of the given package folders, so that code edits rerun jobs."""
+    return sorted(str(p) for part in parts for p in Path("sarn", part).rglob("*.py"))

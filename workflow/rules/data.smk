@@ -1,0 +1,27 @@
+rule raw:
+    input:
+        stamps=lambda w: stamps("raw", dataset=w.dataset),
+        code=code("data"),
+    output:
+        directory("data/raw/{dataset}"),
+    log:
+        "logs/raw/{dataset}.log",
+    conda:
+        "../envs/sarn.yaml"
+    shell:
+        "python -m sarn raw --dataset {wildcards.dataset} --out {output} 2> {log}"
+
+
+rule preprocess:
+    input:
+        raw="data/raw/{dataset}",
+        stamps=lambda w: stamps("preprocess", dataset=w.dataset),
+        code=code("data"),
+    output:
+        directory("data/processed/{dataset}"),
+    log:
+        "logs/preprocess/{dataset}.log",
+    conda:
+        "../envs/sarn.yaml"
+    shell:
+        "python -m sarn preprocess --dataset {wildcards.dataset} --raw {input.raw} --out {output} 2> {log}"
