@@ -75,12 +75,11 @@ def _run(args: argparse.Namespace) -> None:
 
         preprocess(args.dataset, params.datasets[args.dataset], args.raw, args.out)
     elif args.command == "train":
-        from sarn.models import model_class
         from sarn.train.runner import train_model
 
-        model_class(args.model)
         if args.model not in params.models:
-            raise SarnError(f"model {args.model!r} has no entry under models: in {args.params}")
+            raise SarnError(f"unknown model {args.model!r}; {args.params} configures: "
+                            f"{', '.join(sorted(params.models))}")
         train_model(params, args.dataset, args.model, args.data, args.out)
     elif args.command == "aggregate":
         from sarn.report import aggregate

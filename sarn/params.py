@@ -96,11 +96,20 @@ class TrainingSpec(_Strict):
     lr: PositiveFloat
     batch_size: PositiveInt
     epochs: PositiveInt
+    # Batches per chunk sorted by history length (the reference iterator: 20); 1 gives
+    # plain shuffled batches. See DeviceSamples.training_batches.
+    length_sort_chunk: PositiveInt
+    # Weight of the binary cross-entropy click loss. The DIEN/SARN code averages the log
+    # loss over the (B, 2) one-hot matrix, i.e. 0.5; ATRank's code uses the plain BCE, 1.
+    click_loss_weight: PositiveFloat
+    grad_clip_norm: PositiveFloat | None  # null: no clipping
 
 
 class ModelSpec(_Strict):
-    """One model: ``architecture`` goes to the model's constructor, ``training`` to the loop."""
+    """One configured run name: the registered ``model``, its constructor's ``architecture``
+    keywords and the ``training`` settings. Several names may share a model (SARN variants)."""
 
+    model: str
     architecture: dict[str, Any]
     training: TrainingSpec
 
@@ -178,13 +187,13 @@ def _check_cross_references(params: Params, source: str) -> None:
                 f"(known: {', '.join(sorted(params.models))})"
             )
     for name, spec in params.models.items():
-        if name not in MODELS:
+        if spec.model not in MODELS:
             problems.append(
-                f"  models.{name}: unknown model name (known: {', '.join(sorted(MODELS))})"
+                f"  models.{name}.model: unknown model {spec.model!r} (known: {', '.join(sorted(MODELS))})"
             )
             continue
         try:
-            _architecture_validator(name).model_validate(spec.architecture)
+            _architecture_validator(spec.model).model_validate(spec.architecture)
         except ValidationError as err:
             for line in _format_error(source, err).splitlines()[1:]:
                 problems.append(line.replace("  ", f"  models.{name}.architecture.", 1))

@@ -28,9 +28,12 @@ def make_batch(lengths: list[int], width: int | None = None, seed: int = 0, pad_
         raw = torch.randint(1, n, shape, generator=g)
         return torch.where(mask.bool(), raw, torch.full_like(raw, pad_value)) if len(shape) == 2 else raw
 
+    now = torch.full((b,), 1_400_000_000)
+    ages = torch.randint(0, 5000 * 86_400, (b, width), generator=g)
     return Batch(
-        item=ids(N_ITEMS, (b,)), category=ids(N_CATS, (b,)),
+        item=ids(N_ITEMS, (b,)), category=ids(N_CATS, (b,)), timestamp=now,
         hist_item=ids(N_ITEMS, (b, width)), hist_category=ids(N_CATS, (b, width)),
+        hist_timestamp=torch.where(mask.bool(), now[:, None] - ages, torch.full_like(ages, pad_value)),
         neg_item=ids(N_ITEMS, (b, width)), neg_category=ids(N_CATS, (b, width)),
         mask=mask, label=torch.randint(0, 2, (b,), generator=g).float(),
     )
@@ -133,10 +136,14 @@ def test_all_padding_histories_give_finite_outputs_and_gradients(name: str) -> N
 
 
 def test_unknown_model_name_lists_known_ones() -> None:
-    with pytest.raises(ConfigError, match="unknown model 'bert'; known models: din, sarn"):
+    known = "atrank, dien, din, gru, pnn, rn, sarn, wide_deep"
+    with pytest.raises(ConfigError, match=f"unknown model 'bert'; known models: {known}"):
         model_class("bert")
-    with pytest.raises(ConfigError, match=r"'dien' \(planned, not implemented yet\)"):
-        model_class("dien")
+
+
+def test_every_model_of_table_two_is_registered_and_configured() -> None:
+    assert list(MODELS) == ["wide_deep", "pnn", "gru", "atrank", "din", "dien", "rn", "sarn"]
+    assert set(MODELS) <= set(ARCH)
 
 
 def test_sarn_relations_lie_in_unit_interval_and_vanish_on_padding() -> None:

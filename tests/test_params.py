@@ -14,7 +14,7 @@ from tests.conftest import ROOT
 
 def test_repository_params_are_valid() -> None:
     params = load(ROOT / "params.yaml")
-    assert params.experiment.models == ["din", "sarn"]
+    assert params.experiment.models[:8] == ["wide_deep", "pnn", "gru", "atrank", "din", "dien", "rn", "sarn"]
     assert params.models["sarn"].architecture["relation_dim"] == 36
 
 
@@ -65,16 +65,17 @@ def test_choice_values_are_checked(params_dict: dict) -> None:
 
 def test_unknown_model_lists_known_ones(params_dict: dict) -> None:
     params_dict["models"]["transformer"] = copy.deepcopy(params_dict["models"]["din"])
+    params_dict["models"]["transformer"]["model"] = "bert"
     message = _error(params_dict)
-    assert "models.transformer: unknown model name (known: din, sarn)" in message
+    assert "models.transformer.model: unknown model 'bert' (known: atrank, dien, din, gru, pnn, rn" in message
 
 
 def test_experiment_must_reference_defined_entries(params_dict: dict) -> None:
     params_dict["experiment"]["datasets"] = ["default", "electronics"]
-    params_dict["experiment"]["models"] = ["din", "dien"]
+    params_dict["experiment"]["models"] = ["din", "transformer"]
     message = _error(params_dict)
     assert "experiment.datasets.1: 'electronics' is not a key of datasets" in message
-    assert "experiment.models.1: 'dien' is not a key of models" in message
+    assert "experiment.models.1: 'transformer' is not a key of models" in message
 
 
 def test_split_must_sum_to_one(params_dict: dict) -> None:

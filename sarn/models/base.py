@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields, replace
 import torch
 from torch import nn
 
-from sarn.nn import ItemEmbedding
+from sarn.nn import ItemEmbedding, masked_sum
 
 
 @dataclass(frozen=True)
@@ -15,13 +15,15 @@ class Batch:
     """One batch; history tensors are (B, L) with L the longest history of the batch.
 
     ``neg_item``/``neg_category`` hold one sampled non-clicked item per history
-    position (auxiliary losses); ``label`` is 1.0 for a click.
+    position (auxiliary losses); timestamps are in seconds; ``label`` is 1.0 for a click.
     """
 
     item: torch.Tensor
     category: torch.Tensor
+    timestamp: torch.Tensor
     hist_item: torch.Tensor
     hist_category: torch.Tensor
+    hist_timestamp: torch.Tensor
     neg_item: torch.Tensor
     neg_category: torch.Tensor
     mask: torch.Tensor
@@ -59,6 +61,12 @@ class CTRModel(nn.Module):
 
     def no_aux_loss(self, like: torch.Tensor) -> torch.Tensor:
         return like.new_zeros(())
+
+
+def sum_pool_features(target: torch.Tensor, history: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+    """``[t, Σ X, t ⊙ Σ X]``: the head inputs the DIEN repository's baselines share."""
+    summed = masked_sum(history, mask)
+    return [target, summed, target * summed]
 
     def forward(self, batch: Batch) -> ModelOutput:  # pragma: no cover - abstract
         raise NotImplementedError

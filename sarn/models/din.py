@@ -1,16 +1,18 @@
-"""DIN (Zhou et al., KDD 2018) as the DIEN repository computes it.
+"""DIN (Zhou et al., KDD 2018) as the reference repositories compute it.
 
 head([t, Σ X, t ⊙ Σ X, attention(t, X)]) with Dice, where the attention unit is
 :class:`sarn.nn.TargetAttention` (masked softmax, as both reference repositories do).
+Like every model here it has no user-id embedding: with the split by user, test users
+are never seen in training, so the reference code's user embedding carries nothing.
 """
 
 from __future__ import annotations
 
 import torch
 
-from sarn.models.base import Batch, CTRModel, ModelOutput
-from sarn.nn import OutputHead, TargetAttention, masked_sum
-from sarn.nn.activation import DiceEval
+from sarn.models.base import Batch, CTRModel, ModelOutput, sum_pool_features
+from sarn.nn import OutputHead, TargetAttention
+from sarn.nn.activation import Activation, DiceEval
 from sarn.nn.head import BatchNormMode
 
 
@@ -23,17 +25,17 @@ class DIN(CTRModel):
         embedding_dim: int,
         attention_hidden: list[int],
         head: list[int],
+        activation: Activation,
         batchnorm: BatchNormMode,
         dice_eval: DiceEval,
     ) -> None:
         super().__init__(n_items, n_categories, embedding_dim)
         d = self.item_dim
         self.attention = TargetAttention(d, attention_hidden)
-        self.head = OutputHead(4 * d, head, "dice", batchnorm, dice_eval)
+        self.head = OutputHead(4 * d, head, activation, batchnorm, dice_eval)
 
     def forward(self, batch: Batch) -> ModelOutput:
         target, history, mask = self.embed(batch)
         attended, _ = self.attention(target, history, mask)
-        summed = masked_sum(history, mask)
-        logit = self.head(torch.cat([target, summed, target * summed, attended], dim=-1))
+        logit = self.head(torch.cat([*sum_pool_features(target, history, mask), attended], dim=-1))
         return ModelOutput(logit, self.no_aux_loss(logit))

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 DiceEval = Literal["running", "batch"]
+Activation = Literal["dice", "prelu"]
 
 
 class Dice(nn.Module):
@@ -39,7 +40,7 @@ class Dice(nn.Module):
         return x * (self.alpha * (1.0 - p) + p)
 
 
-def make_activation(name: Literal["dice", "prelu"], width: int, dice_eval: DiceEval) -> nn.Module:
+def make_activation(name: Activation, width: int, dice_eval: DiceEval) -> nn.Module:
     """The hidden-layer activation of an output head."""
     if name == "dice":
         return Dice(width, dice_eval)

@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from sarn.nn.activation import DiceEval, make_activation
+from sarn.nn.activation import Activation, DiceEval, make_activation
 
 BatchNormMode = Literal["standard", "frozen"]
 
@@ -49,7 +49,7 @@ class OutputHead(nn.Module):
         self,
         in_dim: int,
         hidden: Sequence[int],
-        activation: Literal["dice", "prelu"],
+        activation: Activation,
         batchnorm: BatchNormMode,
         dice_eval: DiceEval,
         bias: Sequence[bool] | None = None,

@@ -9,7 +9,7 @@ import torch
 
 from sarn.models import Batch
 
-_HISTORY_KEYS = ("hist_item", "hist_category", "neg_item", "neg_category")
+_HISTORY_KEYS = ("hist_item", "hist_category", "hist_timestamp", "neg_item", "neg_category")
 
 
 class DeviceSamples:
@@ -26,6 +26,7 @@ class DeviceSamples:
         self._flat = {
             "item": torch.as_tensor(arrays["item"], device=device),
             "category": torch.as_tensor(arrays["category"], device=device),
+            "timestamp": torch.as_tensor(arrays["timestamp"], device=device),
             "label": torch.as_tensor(arrays["label"], dtype=torch.float32, device=device),
         }
         # Histories are stored left-aligned (oldest first); keeping the latest ``width``
@@ -46,6 +47,7 @@ class DeviceSamples:
         return Batch(
             item=self._flat["item"][index],
             category=self._flat["category"][index],
+            timestamp=self._flat["timestamp"][index],
             mask=mask,
             label=self._flat["label"][index],
             **hist,
@@ -55,3 +57,27 @@ class DeviceSamples:
         """Consecutive batches following ``order`` (a permutation of sample indices)."""
         for start in range(0, self.size, batch_size):
             yield self.batch(order[start : start + batch_size])
+
+    def training_batches(self, batch_size: int, sort_chunk: int, generator: torch.Generator) -> list[torch.Tensor]:
+        """One epoch's batches (index tensors), grouped by history length.
+
+        As the reference data iterator does: shuffle, cut into chunks of
+        ``sort_chunk`` batches, sort each chunk by history length, cut it into batches
+        and shuffle the batches. Batches of similar lengths need far less padding, which
+        matters for the models whose cost grows with L². ``sort_chunk = 1`` gives plain
+        shuffled batches.
+        """
+        order = torch.randperm(self.size, generator=generator)
+        lengths = self._length.cpu()[order]
+        chunk = batch_size * sort_chunk
+        batches = []
+        for start in range(0, self.size, chunk):
+            part = order[start : start + chunk]
+            part = part[torch.sort(lengths[start : start + chunk], stable=True).indices]
+            batches += list(part.split(batch_size))
+        shuffle = torch.randperm(len(batches), generator=generator)
+        return [batches[k].to(self.device) for k in shuffle]
+
+    def evaluation_order(self) -> torch.Tensor:
+        """All samples sorted by history length (predictions do not depend on the batch)."""
+        return torch.sort(self._length, stable=True).indices

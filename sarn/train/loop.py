@@ -36,17 +36,19 @@ class RunResult:
 
 
 def click_loss(logit: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-    """The reference code's CTR loss: mean over the (B, 2) one-hot matrix, i.e. 0.5·BCE."""
-    return 0.5 * torch.nn.functional.binary_cross_entropy_with_logits(logit, label)
+    """Binary cross-entropy of the click probability sigmoid(logit), averaged over the batch."""
+    return torch.nn.functional.binary_cross_entropy_with_logits(logit, label)
 
 
 @torch.no_grad()
 def predict(model: CTRModel, samples: DeviceSamples, batch_size: int) -> np.ndarray:
     """Logits of every sample, in order, in evaluation mode."""
     model.eval()
-    order = torch.arange(samples.size, device=samples.device)
-    parts = [model(b).logit.double().cpu() for b in samples.batches(order, batch_size)]
-    return torch.cat(parts).numpy()
+    order = samples.evaluation_order()
+    logits = torch.cat([model(b).logit.double() for b in samples.batches(order, batch_size)])
+    out = torch.empty_like(logits)
+    out[order] = logits
+    return out.cpu().numpy()
 
 
 def _optimizer(model: CTRModel, spec: TrainingSpec) -> torch.optim.Optimizer:
@@ -69,17 +71,16 @@ def train_run(
     train = data["train"]
     history: list[dict[str, float]] = []
     best_auc, best_epoch, best_state = -np.inf, 0, None
-    n_batches = -(-train.size // spec.batch_size)
     for epoch in range(1, spec.epochs + 1):
         model.train()
-        order = torch.randperm(train.size, generator=shuffler).to(train.device)
-        bar = tqdm(train.batches(order, spec.batch_size), total=n_batches, leave=False,
+        batches = train.training_batches(spec.batch_size, spec.length_sort_chunk, shuffler)
+        bar = tqdm((train.batch(index) for index in batches), total=len(batches), leave=False,
                    desc=f"{label} epoch {epoch}/{spec.epochs}", mininterval=2.0)
         seen_loss, seen = 0.0, 0
         for step, batch in enumerate(bar, start=1):
             out = model(batch)
             ctr = click_loss(out.logit, batch.label)
-            loss = ctr + out.aux_loss
+            loss = spec.click_loss_weight * ctr + out.aux_loss
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"{label}: loss became {loss.item()} at epoch {epoch}, batch {step}; "
@@ -87,8 +88,10 @@ def train_run(
                 )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if spec.grad_clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip_norm)
             optimizer.step()
-            seen_loss += 2.0 * ctr.item() * batch.label.numel()
+            seen_loss += ctr.item() * batch.label.numel()
             seen += batch.label.numel()
         row: dict[str, float] = {"epoch": epoch, "train_logloss": seen_loss / seen}
         for split in EVAL_SPLITS:

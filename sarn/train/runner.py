@@ -10,8 +10,10 @@ Folder layout (``results/<dataset>/<model>/``):
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +22,7 @@ import torch
 from sarn.atomic import atomic_dir, write_json
 from sarn.data.prepare import load_meta, load_split
 from sarn.data.samples import SPLITS
-from sarn.models import build_model
+from sarn.models import build_model, model_class
 from sarn.params import Params, RuntimeSpec
 from sarn.train.batching import DeviceSamples
 from sarn.train.loop import train_run
@@ -60,7 +62,7 @@ def train_model(params: Params, dataset: str, model: str, data_dir: Path, out_di
         (tmp / "checkpoints").mkdir()
         for seed in seeds(params):
             torch.manual_seed(seed)
-            net = build_model(model, meta["n_items"], meta["n_categories"], spec.architecture).to(device)
+            net = build_model(spec.model, meta["n_items"], meta["n_categories"], spec.architecture).to(device)
             result = train_run(net, data, spec.training, seed, params.runtime.eval_batch_size,
                                label=f"{dataset}/{model} seed {seed}")
             torch.save(result.state_dict, tmp / "checkpoints" / f"seed{seed}.pt")
@@ -74,6 +76,8 @@ def train_model(params: Params, dataset: str, model: str, data_dir: Path, out_di
         write_json(tmp / "run.json", {
             "dataset": dataset,
             "model": model,
+            "class": spec.model,
+            "notes": inspect.getdoc(sys.modules[model_class(spec.model).__module__]) or "",
             "seeds": seeds(params),
             "architecture": spec.architecture,
             "training": spec.training.model_dump(),

@@ -1,0 +1,42 @@
+"""GRU baseline (after Zhang et al., 2014): a GRU over the visited items.
+
+head([t, h, Σ X, t ⊙ Σ X]) where h is the GRU state after the last valid click. The
+head's activation is a parameter (params.yaml: PReLU, as the DIEN repository's other
+non-attention baselines use).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sarn.models.base import Batch, CTRModel, ModelOutput, sum_pool_features
+from sarn.nn import OutputHead
+from sarn.nn.activation import Activation, DiceEval
+from sarn.nn.head import BatchNormMode
+from sarn.nn.recurrent import MaskedGRU
+
+
+class GRU(CTRModel):
+    def __init__(
+        self,
+        n_items: int,
+        n_categories: int,
+        *,
+        embedding_dim: int,
+        hidden: int,
+        head: list[int],
+        activation: Activation,
+        batchnorm: BatchNormMode,
+        dice_eval: DiceEval,
+    ) -> None:
+        super().__init__(n_items, n_categories, embedding_dim)
+        d = self.item_dim
+        self.gru = MaskedGRU(d, hidden)
+        self.head = OutputHead(3 * d + hidden, head, activation, batchnorm, dice_eval)
+
+    def forward(self, batch: Batch) -> ModelOutput:
+        target, history, mask = self.embed(batch)
+        _, last = self.gru(history, mask)
+        t, summed, product = sum_pool_features(target, history, mask)
+        logit = self.head(torch.cat([t, last, summed, product], dim=-1))
+        return ModelOutput(logit, self.no_aux_loss(logit))
