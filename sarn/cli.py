@@ -36,6 +36,17 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--data", type=Path, required=True, help="processed data folder")
     train.add_argument("--out", type=Path, required=True, help="results folder of this pair")
 
+    sweep = sub.add_parser("sweep", help="Table III: train one model with histories cut to --max-len")
+    sweep.add_argument("--dataset", required=True)
+    sweep.add_argument("--model", required=True)
+    sweep.add_argument("--max-len", type=int, required=True)
+    sweep.add_argument("--data", type=Path, required=True, help="processed data folder")
+    sweep.add_argument("--out", type=Path, required=True, help="results folder of this run")
+
+    t3 = sub.add_parser("table3", help="aggregate the length sweep into Table III")
+    t3.add_argument("--results", type=Path, required=True, help="sweep results root folder")
+    t3.add_argument("--table", type=Path, required=True)
+
     agg = sub.add_parser("aggregate", help="Table II and the aggregate metrics file")
     agg.add_argument("--results", type=Path, required=True, help="results root folder")
     agg.add_argument("--table", type=Path, required=True)
@@ -45,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--notebook", type=Path, required=True, help="template notebook")
     rep.add_argument("--out", type=Path, required=True, help="executed notebook (.ipynb)")
     rep.add_argument("--html", type=Path, required=True, help="HTML export")
-    rep.add_argument("--table", type=Path, required=True, help="Table II csv the notebook reads")
+    rep.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="a notebook parameter (repeatable)")
 
     sub.add_parser("check", help="validate params.yaml and refresh the params stamps")
     return parser
@@ -62,10 +74,13 @@ def _run(args: argparse.Namespace) -> None:
     if args.command == "check":
         log.info("%s is valid", args.params)
         return
-    if args.command in ("raw", "preprocess", "train"):
+    if args.command in ("raw", "preprocess", "train", "sweep"):
         if args.dataset not in params.datasets:
-            raise SarnError(f"unknown dataset {args.dataset!r}; params.yaml defines: "
+            raise SarnError(f"unknown dataset {args.dataset!r}; {args.params} defines: "
                             f"{', '.join(sorted(params.datasets))}")
+    if args.command in ("train", "sweep") and args.model not in params.models:
+        raise SarnError(f"unknown model {args.model!r}; {args.params} configures: "
+                        f"{', '.join(sorted(params.models))}")
     if args.command == "raw":
         from sarn.data.prepare import make_raw
 
@@ -77,10 +92,16 @@ def _run(args: argparse.Namespace) -> None:
     elif args.command == "train":
         from sarn.train.runner import train_model
 
-        if args.model not in params.models:
-            raise SarnError(f"unknown model {args.model!r}; {args.params} configures: "
-                            f"{', '.join(sorted(params.models))}")
-        train_model(params, args.dataset, args.model, args.data, args.out)
+        train_model(params, args.dataset, args.model, args.data, args.out, params.experiment.n_seeds)
+    elif args.command == "sweep":
+        from sarn.train.runner import train_model
+
+        train_model(params, args.dataset, args.model, args.data, args.out, params.table3.n_seeds,
+                    max_len=args.max_len)
+    elif args.command == "table3":
+        from sarn.report import aggregate_sweep
+
+        aggregate_sweep(params.table3, args.results, args.table)
     elif args.command == "aggregate":
         from sarn.report import aggregate
 
@@ -89,7 +110,17 @@ def _run(args: argparse.Namespace) -> None:
     elif args.command == "report":
         from sarn.report import render_notebook
 
-        render_notebook(args.notebook, args.out, args.html, {"table_path": str(args.table)})
+        render_notebook(args.notebook, args.out, args.html, _notebook_parameters(args.param))
+
+
+def _notebook_parameters(pairs: list[str]) -> dict[str, str]:
+    parameters = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.isidentifier():
+            raise SarnError(f"--param {pair!r}: expected NAME=VALUE with NAME a Python identifier")
+        parameters[name] = value
+    return parameters
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -121,6 +121,15 @@ class ExperimentSpec(_Strict):
     seed: int
 
 
+class SweepSpec(_Strict):
+    """Table III: every (dataset, model, history length) trained ``n_seeds`` times."""
+
+    datasets: Annotated[list[str], Field(min_length=1)]
+    models: Annotated[list[str], Field(min_length=1)]
+    lengths: Annotated[list[PositiveInt], Field(min_length=1)]
+    n_seeds: PositiveInt
+
+
 class RuntimeSpec(_Strict):
     device: Literal["auto", "cpu", "cuda"]
     threads: PositiveInt
@@ -129,6 +138,7 @@ class RuntimeSpec(_Strict):
 
 class Params(_Strict):
     experiment: ExperimentSpec
+    table3: SweepSpec
     runtime: RuntimeSpec
     datasets: dict[str, DatasetSpec]
     models: dict[str, ModelSpec]
@@ -174,18 +184,22 @@ def _check_cross_references(params: Params, source: str) -> None:
     from sarn.models import MODELS
 
     problems = []
-    for i, name in enumerate(params.experiment.datasets):
-        if name not in params.datasets:
-            problems.append(
-                f"  experiment.datasets.{i}: {name!r} is not a key of datasets "
-                f"(known: {', '.join(sorted(params.datasets))})"
-            )
-    for i, name in enumerate(params.experiment.models):
-        if name not in params.models:
-            problems.append(
-                f"  experiment.models.{i}: {name!r} is not a key of models "
-                f"(known: {', '.join(sorted(params.models))})"
-            )
+    for section in ("experiment", "table3"):
+        for kind, known in (("datasets", params.datasets), ("models", params.models)):
+            for i, name in enumerate(getattr(getattr(params, section), kind)):
+                if name not in known:
+                    problems.append(
+                        f"  {section}.{kind}.{i}: {name!r} is not a key of {kind} "
+                        f"(known: {', '.join(sorted(known))})"
+                    )
+    for dataset in params.table3.datasets:
+        stored = params.datasets[dataset].protocol.max_len if dataset in params.datasets else None
+        for i, length in enumerate(params.table3.lengths):
+            if stored is not None and length > stored:
+                problems.append(
+                    f"  table3.lengths.{i}: {length} is longer than the histories stored for "
+                    f"{dataset!r} (datasets.{dataset}.protocol.max_len = {stored})"
+                )
     for name, spec in params.models.items():
         if spec.model not in MODELS:
             problems.append(

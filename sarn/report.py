@@ -9,7 +9,9 @@ import logging
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 from sarn.atomic import atomic_path, write_json
 from sarn.errors import DataError
@@ -17,19 +19,84 @@ from sarn.errors import DataError
 log = logging.getLogger(__name__)
 
 METRICS = ("auc", "logloss", "gauc")
+REFERENCE_MODEL = "sarn"  # the paper's model; every other row is tested against it
 TABLE2_COLUMNS = ["dataset", "model", "n_runs"] + [
     f"{m}_{s}" for m in METRICS for s in ("mean", "std")
-] + ["best_epoch_mean"]
+] + ["best_epoch_mean", "auc_p_vs_sarn", "paper_auc", "paper_logloss", "auc_minus_paper"]
+
+# The paper's Table II (AUC, LogLoss; ATRank's LogLoss is not reported), keyed by the
+# dataset names this project gives the public datasets. Numbers from the paper, for
+# comparison only; nothing here is computed from them.
+PAPER_TABLE2: dict[tuple[str, str], tuple[float, float | None]] = {
+    ("electronics", "wide_deep"): (0.8444, 0.2448), ("books", "wide_deep"): (0.7599, 0.2849),
+    ("taobao", "wide_deep"): (0.8111, 0.2742),
+    ("electronics", "pnn"): (0.8498, 0.2402), ("books", "pnn"): (0.7603, 0.3585),
+    ("taobao", "pnn"): (0.8217, 0.2525),
+    ("electronics", "gru"): (0.8511, 0.2535), ("books", "gru"): (0.7960, 0.2870),
+    ("taobao", "gru"): (0.8411, 0.2541),
+    ("electronics", "atrank"): (0.8548, None), ("books", "atrank"): (0.7533, None),
+    ("taobao", "atrank"): (0.8806, None),
+    ("electronics", "din"): (0.8523, 0.2731), ("books", "din"): (0.7708, 0.6352),
+    ("taobao", "din"): (0.8850, 0.2140),
+    ("electronics", "dien"): (0.8682, 1.7522), ("books", "dien"): (0.8554, 1.1258),
+    ("taobao", "dien"): (0.8732, 0.4387),
+    ("electronics", "rn"): (0.8702, 0.2320), ("books", "rn"): (0.8423, 0.2457),
+    ("taobao", "rn"): (0.8682, 0.2347),
+    ("electronics", "sarn"): (0.8715, 0.2283), ("books", "sarn"): (0.8750, 0.2261),
+    ("taobao", "sarn"): (0.9032, 0.1947),
+}
 
 
-def _summarise(dataset: str, model: str, runs: pd.DataFrame) -> dict:
-    row: dict = {"dataset": dataset, "model": model, "n_runs": int(len(runs))}
+# The paper's Table III (AUC by maximum history length).
+PAPER_TABLE3: dict[tuple[str, str], dict[int, float]] = {
+    ("taobao", "atrank"): {10: 0.8664, 20: 0.8757, 30: 0.8661, 40: 0.8786, 50: 0.8806},
+    ("taobao", "din"): {10: 0.7837, 20: 0.8331, 30: 0.8647, 40: 0.8652, 50: 0.8850},
+    ("taobao", "dien"): {10: 0.7238, 20: 0.7814, 30: 0.8372, 40: 0.8560, 50: 0.8806},
+    ("taobao", "rn"): {10: 0.8665, 20: 0.8737, 30: 0.8797, 40: 0.8828, 50: 0.8682},
+    ("taobao", "sarn"): {10: 0.8684, 20: 0.8786, 30: 0.8899, 40: 0.8975, 50: 0.9032},
+    ("books", "atrank"): {10: 0.7553, 20: 0.7520, 30: 0.7533},
+    ("books", "din"): {10: 0.7579, 20: 0.7701, 30: 0.7708},
+    ("books", "dien"): {10: 0.8499, 20: 0.8545, 30: 0.8554},
+    ("books", "rn"): {10: 0.8173, 20: 0.8305, 30: 0.8423},
+    ("books", "sarn"): {10: 0.8622, 20: 0.8664, 30: 0.8750},
+}
+TABLE3_COLUMNS = ["dataset", "model", "max_len", "n_runs", "auc_mean", "auc_std",
+                  "logloss_mean", "logloss_std", "gauc_mean", "gauc_std", "paper_auc"]
+
+
+def _read_runs(path: Path, hint: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"{path}: not found ({hint})")
+    return pd.read_csv(path)
+
+
+def _metric_summary(runs: pd.DataFrame) -> dict:
+    """Mean and sample standard deviation over seeds of each test metric (std 0 for one run)."""
+    row: dict = {"n_runs": int(len(runs))}
     for metric in METRICS:
         values = runs[f"test_{metric}"].astype(float)
         row[f"{metric}_mean"] = float(values.mean())
-        # Sample standard deviation over seeds (0 for a single run, not NaN).
         row[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return row
+
+
+def welch_p_value(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Two-sided Welch t-test p-value of equal means; None where it is undefined."""
+    if len(a) < 2 or len(b) < 2 or (np.var(a) == 0 and np.var(b) == 0):
+        return None
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def _summarise(dataset: str, model: str, runs: pd.DataFrame, reference: pd.DataFrame | None) -> dict:
+    row: dict = {"dataset": dataset, "model": model, **_metric_summary(runs)}
     row["best_epoch_mean"] = float(runs["best_epoch"].mean())
+    row["auc_p_vs_sarn"] = (
+        welch_p_value(runs["test_auc"].to_numpy(float), reference["test_auc"].to_numpy(float))
+        if reference is not None and model != REFERENCE_MODEL else None
+    )
+    paper_auc, paper_logloss = PAPER_TABLE2.get((dataset, model), (None, None))
+    row["paper_auc"], row["paper_logloss"] = paper_auc, paper_logloss
+    row["auc_minus_paper"] = row["auc_mean"] - paper_auc if paper_auc is not None else None
     return row
 
 
@@ -38,32 +105,73 @@ def aggregate(datasets: list[str], models: list[str], results_root: Path,
     """Write Table II (mean and std over seeds) and the aggregate metrics file."""
     rows = []
     for dataset in datasets:
-        for model in models:
-            path = results_root / dataset / model / "runs.csv"
-            if not path.is_file():
-                raise DataError(f"{path}: not found (train {model} on {dataset} first)")
-            rows.append(_summarise(dataset, model, pd.read_csv(path)))
+        runs = {
+            model: _read_runs(results_root / dataset / model / "runs.csv", f"train {model} on {dataset} first")
+            for model in models
+        }
+        reference = runs.get(REFERENCE_MODEL)
+        rows += [_summarise(dataset, model, frame, reference) for model, frame in runs.items()]
     table = pd.DataFrame(rows, columns=TABLE2_COLUMNS)
     with atomic_path(table_path) as tmp:
         table.to_csv(tmp, index=False, lineterminator="\n")
     metrics: dict = {}
     for row in rows:
         metrics.setdefault(row["dataset"], {})[row["model"]] = {
-            k: v for k, v in row.items() if k not in ("dataset", "model")
+            k: v for k, v in row.items() if k not in ("dataset", "model") and v is not None
         }
     write_json(metrics_path, metrics)
     log.info("aggregate: %d (dataset, model) rows written to %s", len(rows), table_path)
     return table
 
 
+def aggregate_sweep(sweep, results_root: Path, table_path: Path) -> pd.DataFrame:
+    """Write Table III: one row per (dataset, model, maximum length)."""
+    rows = []
+    for dataset in sweep.datasets:
+        for model in sweep.models:
+            for length in sweep.lengths:
+                path = results_root / dataset / model / f"len{length}" / "runs.csv"
+                runs = _read_runs(path, f"run the sweep of {model} on {dataset} at length {length}")
+                paper = PAPER_TABLE3.get((dataset, model), {}).get(length)
+                rows.append({"dataset": dataset, "model": model, "max_len": length,
+                             **_metric_summary(runs), "paper_auc": paper})
+    table = pd.DataFrame(rows, columns=TABLE3_COLUMNS)
+    with atomic_path(table_path) as tmp:
+        table.to_csv(tmp, index=False, lineterminator="\n")
+    log.info("table3: %d rows written to %s", len(rows), table_path)
+    return table
+
+
+def table3_display(table: pd.DataFrame) -> pd.DataFrame:
+    """Table III as the paper lays it out: models × lengths per dataset, AUC mean ± std,
+    with the paper's AUC beneath where the dataset is one of the paper's."""
+    cells = table.assign(AUC=_pm(table.auc_mean, table.auc_std), paper=_num(table.paper_auc, ".4f"))
+    long = cells.melt(id_vars=["dataset", "model", "max_len"], value_vars=["AUC", "paper"], var_name="source")
+    long = long[~((long.source == "paper") & (long.value == ""))]
+    wide = long.pivot(index=["model", "source"], columns=["dataset", "max_len"], values="value").fillna("")
+    order = list(dict.fromkeys(table.model))
+    return wide.reindex(sorted(wide.index, key=lambda k: (order.index(k[0]), k[1])))
+
+
+def _pm(mean: pd.Series, std: pd.Series) -> list[str]:
+    return [f"{m:.4f} ± {s:.4f}" for m, s in zip(mean, std, strict=True)]
+
+
+def _num(values: pd.Series, fmt: str) -> list[str]:
+    return ["" if pd.isna(v) else format(v, fmt) for v in values]
+
+
 def table2_display(table: pd.DataFrame) -> pd.DataFrame:
-    """Table II as the paper lays it out: one row per model, 'mean ± std' per dataset."""
+    """Table II as the paper lays it out: one row per model, 'mean ± std' per dataset,
+    the p-value of the Welch test against SARN and, for the paper's datasets, its AUC."""
     cells = table.assign(
-        AUC=[f"{m:.4f} ± {s:.4f}" for m, s in zip(table.auc_mean, table.auc_std, strict=True)],
-        LogLoss=[f"{m:.4f} ± {s:.4f}" for m, s in zip(table.logloss_mean, table.logloss_std, strict=True)],
-        gAUC=[f"{m:.4f} ± {s:.4f}" for m, s in zip(table.gauc_mean, table.gauc_std, strict=True)],
+        AUC=_pm(table.auc_mean, table.auc_std),
+        LogLoss=_pm(table.logloss_mean, table.logloss_std),
+        gAUC=_pm(table.gauc_mean, table.gauc_std),
+        **{"p (AUC vs SARN)": _num(table.auc_p_vs_sarn, ".2g"), "paper AUC": _num(table.paper_auc, ".4f")},
     )
-    wide = cells.pivot(index="model", columns="dataset", values=["AUC", "LogLoss", "gAUC"])
+    values = ["AUC", "LogLoss", "gAUC", "p (AUC vs SARN)", "paper AUC"]
+    wide = cells.pivot(index="model", columns="dataset", values=values)
     wide = wide.swaplevel(axis=1).sort_index(axis=1, level=0, sort_remaining=False)
     return wide.reindex(index=list(dict.fromkeys(table.model)))
 

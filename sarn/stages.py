@@ -23,6 +23,8 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "preprocess": ("datasets.{dataset}",),
     "train": ("models.{model}", "experiment.n_seeds", "experiment.seed", "runtime"),
     "aggregate": ("experiment.datasets", "experiment.models"),
+    "sweep": ("models.{model}", "table3.n_seeds", "experiment.seed", "runtime"),
+    "table3": ("table3.datasets", "table3.models", "table3.lengths"),
 }
 
 
@@ -43,13 +45,13 @@ def _lookup(raw: dict[str, Any], key: str) -> Any:
 
 
 def all_keys(raw: dict[str, Any]) -> list[str]:
-    """Every stamp key of the configured datasets and models."""
-    experiment = raw["experiment"]
+    """Every stamp key of the configured datasets and models (Table II's and Table III's)."""
     keys: set[str] = set()
-    for stage in STAGE_PARAMS:
-        for dataset in experiment["datasets"]:
-            for model in experiment["models"]:
-                keys.update(stage_keys(stage, dataset=dataset, model=model))
+    for section in ("experiment", "table3"):
+        for dataset in raw[section]["datasets"]:
+            for model in raw[section]["models"]:
+                for stage in STAGE_PARAMS:
+                    keys.update(stage_keys(stage, dataset=dataset, model=model))
     return sorted(keys)
 
 

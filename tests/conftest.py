@@ -16,6 +16,8 @@ def tiny_params() -> dict:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw = copy.deepcopy(raw)
     raw["experiment"]["n_seeds"] = 2
+    raw["experiment"]["models"] = ["din", "sarn"]
+    raw["table3"].update(models=["din", "sarn"], lengths=[5], n_seeds=1)
     raw["runtime"]["threads"] = 1
     gen = raw["datasets"]["default"]["generator"]
     gen.update(n_users=240, n_items=300, n_categories=24, n_interests=6, mean_clicks=9.0, max_clicks=20)

@@ -77,7 +77,7 @@ def write_params(project: Path, raw: dict) -> None:
 
 
 def runs(project: Path, model: str) -> Path:
-    return project / "results" / "default" / model / "runs.csv"
+    return project / "results" / "table2" / "default" / model / "runs.csv"
 
 
 def test_dvc_yaml_lists_the_params_each_stage_declares() -> None:
@@ -101,7 +101,8 @@ def test_both_drivers_agree_and_never_report_stale_results(tmp_path: Path) -> No
     table = (project / "reports" / "table2.csv").read_bytes()
     metrics = (project / "reports" / "metrics.json").read_bytes()
     assert table.startswith(b"dataset,model,n_runs,auc_mean,auc_std,logloss_mean,logloss_std")
-    assert (project / "reports" / "table2.html").stat().st_size > 10_000
+    assert (project / "reports" / "table3.csv").read_text().startswith("dataset,model,max_len,n_runs,auc_mean")
+    assert (project / "reports" / "tables.html").stat().st_size > 10_000
     assert "Nothing to be done" in snakemake(project, "-n")
 
     # The same pipeline from scratch under Snakemake gives the same bytes.
@@ -166,7 +167,7 @@ def test_a_stage_killed_halfway_is_finished_by_the_next_run(tmp_path: Path, driv
     }[driver]
     proc = subprocess.Popen(command, cwd=project, env=_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
-    results = project / "results" / "default"
+    results = project / "results" / "table2" / "default"
     deadline = time.monotonic() + 240
     while not (results.is_dir() and list(results.glob(".sarn.tmp-*/checkpoints/*.pt"))):
         assert time.monotonic() < deadline, "training never got under way"

@@ -44,18 +44,22 @@ def model(name: str, seed: int = 0, dtype=torch.float32):
     return build_model(name, N_ITEMS, N_CATS, ARCH[name]).to(dtype)
 
 
-def warm_up(net, steps: int = 3) -> None:
-    """A few training steps so that running statistics are not trivial."""
+def fit(net, batches: list[Batch]) -> None:
+    """One Adam step per batch in training mode, then evaluation mode."""
     opt = torch.optim.Adam(net.parameters(), lr=0.01)
     net.train()
-    for s in range(steps):
-        batch = make_batch([5, 3, 7, 1, 6, 2], seed=100 + s)
+    for batch in batches:
         out = net(batch)
         loss = click_loss(out.logit, batch.label) + out.aux_loss
         opt.zero_grad()
         loss.backward()
         opt.step()
     net.eval()
+
+
+def warm_up(net) -> None:
+    """A few training steps so that running statistics are not trivial."""
+    fit(net, [make_batch([5, 3, 7, 1, 6, 2], seed=100 + s) for s in range(3)])
 
 
 ALL = sorted(MODELS)
@@ -103,15 +107,7 @@ def test_gradients_reach_every_parameter(name: str) -> None:
 def test_a_tiny_batch_can_be_overfitted(name: str) -> None:
     net = model(name)
     batch = make_batch([3, 5, 2, 6, 4, 1, 5, 3] * 4, seed=4)
-    opt = torch.optim.Adam(net.parameters(), lr=0.01)
-    for _ in range(300):
-        net.train()
-        out = net(batch)
-        loss = click_loss(out.logit, batch.label) + out.aux_loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    net.eval()
+    fit(net, [batch] * 300)
     with torch.no_grad():
         logit = net(batch).logit
     bce = torch.nn.functional.binary_cross_entropy_with_logits(logit, batch.label).item()
@@ -225,3 +221,28 @@ def test_sarn_extra_losses_follow_alpha_and_beta() -> None:
     assert losses[0.0, 0.0] == 0.0
     assert losses[1.0, 0.0] > 0 and losses[0.0, 1.0] > 0
     assert np.isclose(losses[1.0, 1.0], losses[1.0, 0.0] + losses[0.0, 1.0], rtol=1e-5)
+
+
+def test_dien_auxiliary_loss_ignores_padded_steps() -> None:
+    net = model("dien")
+    net.train()
+    lengths = [6, 2, 4, 1]
+    losses = []
+    for pad_value in (0, 5):
+        batch = make_batch(lengths, width=8, seed=10, pad_value=pad_value)
+        target, history, mask = net.embed(batch)
+        states, _ = net.extractor(history, mask)
+        losses.append(net.next_click_loss(batch, states, history, mask))
+    assert losses[0] > 0
+    torch.testing.assert_close(losses[0], losses[1], rtol=0, atol=0)
+
+
+def test_atrank_time_gap_buckets() -> None:
+    from sarn.models.atrank import gap_buckets
+
+    day = 86_400
+    gaps_in_days = [0, 0.5, 1, 1.5, 2, 3.9, 4, 100, 4095, 4096, 10_000, -3]
+    expected = [0, 0, 1, 1, 2, 2, 3, 7, 12, 13, 13, 0]
+    now = torch.tensor([2_000_000_000])
+    clicks = now - torch.tensor([[int(g * day) for g in gaps_in_days]])
+    assert gap_buckets(now, clicks).tolist() == [expected]

@@ -30,8 +30,12 @@ from sarn.train.loop import train_run
 log = logging.getLogger(__name__)
 
 
-def configure_torch(runtime: RuntimeSpec, threads: int | None) -> torch.device:
-    """Pick the device and make results reproducible for a given seed on it."""
+def configure_torch(runtime: RuntimeSpec) -> torch.device:
+    """Pick the device and make results reproducible for a given seed on it.
+
+    The thread count always comes from params.yaml: it changes the last bits of CPU
+    results, so the drivers must not be able to change it behind the user's back.
+    """
     if runtime.device == "cuda" or (runtime.device == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             raise RuntimeError("runtime.device is 'cuda' but no CUDA device is available")
@@ -39,28 +43,28 @@ def configure_torch(runtime: RuntimeSpec, threads: int | None) -> torch.device:
         device = torch.device("cuda")
     else:
         device = torch.device("cpu")
-    torch.set_num_threads(threads or runtime.threads)
+    torch.set_num_threads(runtime.threads)
     torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
     return device
 
 
-def seeds(params: Params) -> list[int]:
-    return [params.experiment.seed + k for k in range(params.experiment.n_seeds)]
-
-
 def train_model(params: Params, dataset: str, model: str, data_dir: Path, out_dir: Path,
-                threads: int | None = None) -> None:
-    """Train ``model`` on ``dataset`` once per seed and write the results folder."""
-    device = configure_torch(params.runtime, threads)
+                n_seeds: int, max_len: int | None = None) -> None:
+    """Train ``model`` on ``dataset`` once per seed and write the results folder.
+
+    ``max_len`` cuts histories shorter than the stored ones (Table III's sweep).
+    """
+    device = configure_torch(params.runtime)
     spec = params.models[model]
     meta = load_meta(data_dir)
-    data = {split: DeviceSamples(load_split(data_dir, split), device) for split in SPLITS}
-    log.info("train[%s/%s]: %d train samples on %s, %d seeds",
-             dataset, model, data["train"].size, device, params.experiment.n_seeds)
+    data = {split: DeviceSamples(load_split(data_dir, split), device, max_len) for split in SPLITS}
+    seeds = [params.experiment.seed + k for k in range(n_seeds)]
+    log.info("train[%s/%s]: %d train samples on %s, %d seeds, histories up to %s",
+             dataset, model, data["train"].size, device, n_seeds, max_len or "the stored length")
     runs, histories = [], []
     with atomic_dir(out_dir) as tmp:
         (tmp / "checkpoints").mkdir()
-        for seed in seeds(params):
+        for seed in seeds:
             torch.manual_seed(seed)
             net = build_model(spec.model, meta["n_items"], meta["n_categories"], spec.architecture).to(device)
             result = train_run(net, data, spec.training, seed, params.runtime.eval_batch_size,
@@ -78,7 +82,8 @@ def train_model(params: Params, dataset: str, model: str, data_dir: Path, out_di
             "model": model,
             "class": spec.model,
             "notes": inspect.getdoc(sys.modules[model_class(spec.model).__module__]) or "",
-            "seeds": seeds(params),
+            "seeds": seeds,
+            "max_len": max_len,
             "architecture": spec.architecture,
             "training": spec.training.model_dump(),
             "device": device.type,

@@ -11,8 +11,8 @@ MODELS = PARAMS.experiment.models
 
 
 wildcard_constraints:
-    dataset="|".join(DATASETS),
-    model="|".join(MODELS),
+    dataset="|".join(PARAMS.datasets),
+    model="|".join(PARAMS.models),
 
 
 def stamps(stage, **names):

@@ -1,6 +1,6 @@
 rule aggregate:
     input:
-        runs=expand("results/{dataset}/{model}", dataset=DATASETS, model=MODELS),
+        runs=expand("results/table2/{dataset}/{model}", dataset=DATASETS, model=MODELS),
         stamps=stamps("aggregate"),
         code="sarn/report.py",
     output:
@@ -11,22 +11,45 @@ rule aggregate:
     conda:
         "../envs/sarn.yaml"
     shell:
-        "python -m sarn aggregate --results results --table {output.table}"
+        "python -m sarn aggregate --results results/table2 --table {output.table}"
         " --metrics {output.metrics} 2> {log}"
 
 
-rule report_table2:
+rule table3:
     input:
-        table="reports/table2.csv",
-        notebook="workflow/notebooks/table2.ipynb",
+        runs=expand(
+            "results/table3/{dataset}/{model}/len{length}",
+            dataset=PARAMS.table3.datasets,
+            model=PARAMS.table3.models,
+            length=PARAMS.table3.lengths,
+        ),
+        stamps=stamps("table3"),
         code="sarn/report.py",
     output:
-        notebook="reports/table2.ipynb",
-        html="reports/table2.html",
+        "reports/table3.csv",
     log:
-        "logs/report/table2.log",
+        "logs/table3.log",
     conda:
         "../envs/sarn.yaml"
     shell:
-        "python -m sarn report --notebook {input.notebook} --table {input.table}"
+        "python -m sarn table3 --results results/table3 --table {output} 2> {log}"
+
+
+rule report_tables:
+    input:
+        table2="reports/table2.csv",
+        table3="reports/table3.csv",
+        runs=expand("results/table2/{dataset}/{model}", dataset=DATASETS, model=MODELS),
+        notebook="workflow/notebooks/tables.ipynb",
+        code="sarn/report.py",
+    output:
+        notebook="reports/tables.ipynb",
+        html="reports/tables.html",
+    log:
+        "logs/report/tables.log",
+    conda:
+        "../envs/sarn.yaml"
+    shell:
+        "python -m sarn report --notebook {input.notebook} --param table2_path={input.table2}"
+        " --param table3_path={input.table3} --param results_root=results/table2"
         " --out {output.notebook} --html {output.html} 2> {log}"

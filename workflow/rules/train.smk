@@ -1,14 +1,16 @@
+# The jobs read their thread count from params.yaml (runtime.threads), not from
+# Snakemake, so that a capped --cores never changes the numbers they produce.
+
+
 rule train:
     input:
         data="data/processed/{dataset}",
         stamps=lambda w: stamps("train", model=w.model),
         code=code("models", "nn", "train"),
     output:
-        directory("results/{dataset}/{model}"),
+        directory("results/table2/{dataset}/{model}"),
     log:
         "logs/train/{dataset}/{model}.log",
-    # The job reads its thread count from params.yaml (runtime.threads), not from
-    # Snakemake, so that a capped --cores never changes the numbers it produces.
     threads: PARAMS.runtime.threads
     resources:
         gpu=1 if PARAMS.runtime.device == "cuda" else 0,
@@ -17,3 +19,24 @@ rule train:
     shell:
         "python -m sarn train --dataset {wildcards.dataset} --model {wildcards.model}"
         " --data {input.data} --out {output} 2> {log}"
+
+
+rule sweep:
+    input:
+        data="data/processed/{dataset}",
+        stamps=lambda w: stamps("sweep", model=w.model),
+        code=code("models", "nn", "train"),
+    output:
+        directory("results/table3/{dataset}/{model}/len{length}"),
+    log:
+        "logs/sweep/{dataset}/{model}/len{length}.log",
+    wildcard_constraints:
+        length=r"\d+",
+    threads: PARAMS.runtime.threads
+    resources:
+        gpu=1 if PARAMS.runtime.device == "cuda" else 0,
+    conda:
+        "../envs/sarn.yaml"
+    shell:
+        "python -m sarn sweep --dataset {wildcards.dataset} --model {wildcards.model}"
+        " --max-len {wildcards.length} --data {input.data} --out {output} 2> {log}"
