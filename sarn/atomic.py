@@ -41,18 +41,38 @@ def remove_stale_temporaries(target: Path) -> None:
             leftover.unlink(missing_ok=True)
 
 
+def _fsync_tree(path: Path) -> None:
+    """Flush a file, or every file below a folder, to disk before it is renamed into place,
+    so that a power cut cannot leave an empty file under the final name."""
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    for file in files:
+        with open(file, "rb") as handle:
+            os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary file path beside ``target``; rename it over ``target`` on success."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target)
     fd, tmp_name = tempfile.mkstemp(prefix=_tmp_prefix(target), suffix=target.suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     tmp.chmod(0o666 & ~_umask())
     try:
         yield tmp
+        _fsync_tree(tmp)
         os.replace(tmp, target)
+        _fsync_dir(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -71,6 +91,7 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     tmp.chmod(0o777 & ~_umask())
     try:
         yield tmp
+        _fsync_tree(tmp)
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=_tmp_prefix(target), dir=target.parent))
             os.replace(target, old / "old")
@@ -78,6 +99,7 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
+        _fsync_dir(target.parent)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -96,6 +96,10 @@ def _run(args: argparse.Namespace) -> None:
     elif args.command == "sweep":
         from sarn.train.runner import train_model
 
+        stored = params.datasets[args.dataset].protocol.max_len
+        if not 0 < args.max_len <= stored:
+            raise SarnError(f"--max-len {args.max_len}: expected 1 to {stored} "
+                            f"(datasets.{args.dataset}.protocol.max_len)")
         train_model(params, args.dataset, args.model, args.data, args.out, params.table3.n_seeds,
                     max_len=args.max_len)
     elif args.command == "table3":

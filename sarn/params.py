@@ -27,7 +27,7 @@ Fraction = Annotated[float, Field(ge=0, le=1)]
 class _Strict(BaseModel):
     """No unknown keys, no type coercion (a quoted "0.01" is not a float)."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 class GeneratorSpec(_Strict):
@@ -129,6 +129,12 @@ class SweepSpec(_Strict):
     lengths: Annotated[list[PositiveInt], Field(min_length=1)]
     n_seeds: PositiveInt
 
+    @model_validator(mode="after")
+    def _distinct_lengths(self) -> SweepSpec:
+        if len(set(self.lengths)) != len(self.lengths):
+            raise ValueError("lengths must not repeat")
+        return self
+
 
 class RuntimeSpec(_Strict):
     device: Literal["auto", "cpu", "cuda"]
@@ -175,9 +181,30 @@ def _architecture_validator(model_name: str) -> type[BaseModel]:
             fields[name] = (hints[name], ...)
     return create_model(
         f"{cls.__name__}Architecture",
-        __config__=ConfigDict(extra="forbid", strict=True, frozen=True),
+        __config__=ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False),
         **fields,
     )
+
+
+def _architecture_values(name: str, model: str, architecture: dict[str, Any]) -> list[str]:
+    """Sizes must be positive and weights non-negative; the constructor checks the rest."""
+    from sarn.models import build_model
+
+    problems = []
+    for key, value in architecture.items():
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, bool) for v in values):
+            continue
+        if any(isinstance(v, int) and v <= 0 for v in values):
+            problems.append(f"  models.{name}.architecture.{key}: sizes must be positive (got {value!r})")
+        elif any(isinstance(v, float) and v < 0 for v in values):
+            problems.append(f"  models.{name}.architecture.{key}: must not be negative (got {value!r})")
+    if not problems:
+        try:  # a throwaway instance on a two-item vocabulary
+            build_model(model, 2, 2, architecture)
+        except (ValueError, TypeError) as err:
+            problems.append(f"  models.{name}.architecture: {err}")
+    return problems
 
 
 def _check_cross_references(params: Params, source: str) -> None:
@@ -186,8 +213,11 @@ def _check_cross_references(params: Params, source: str) -> None:
     problems = []
     for section in ("experiment", "table3"):
         for kind, known in (("datasets", params.datasets), ("models", params.models)):
-            for i, name in enumerate(getattr(getattr(params, section), kind)):
-                if name not in known:
+            names = getattr(getattr(params, section), kind)
+            for i, name in enumerate(names):
+                if name in names[:i]:
+                    problems.append(f"  {section}.{kind}.{i}: {name!r} is listed twice")
+                elif name not in known:
                     problems.append(
                         f"  {section}.{kind}.{i}: {name!r} is not a key of {kind} "
                         f"(known: {', '.join(sorted(known))})"
@@ -211,6 +241,8 @@ def _check_cross_references(params: Params, source: str) -> None:
         except ValidationError as err:
             for line in _format_error(source, err).splitlines()[1:]:
                 problems.append(line.replace("  ", f"  models.{name}.architecture.", 1))
+        else:
+            problems += _architecture_values(name, spec.model, spec.architecture)
     if problems:
         raise ConfigError("\n".join([f"{source}: invalid parameters", *problems]))
 

@@ -1,6 +1,7 @@
 """Aggregate per-seed results into Table II and render the report notebooks.
 
-Reads only stage outputs (``results/<dataset>/<model>/runs.csv``), never models or data.
+Reads only stage outputs (``results/table2/...`` and ``results/table3/...``), never
+models or data.
 """
 
 from __future__ import annotations
@@ -170,7 +171,9 @@ def table2_display(table: pd.DataFrame) -> pd.DataFrame:
         gAUC=_pm(table.gauc_mean, table.gauc_std),
         **{"p (AUC vs SARN)": _num(table.auc_p_vs_sarn, ".2g"), "paper AUC": _num(table.paper_auc, ".4f")},
     )
-    values = ["AUC", "LogLoss", "gAUC", "p (AUC vs SARN)", "paper AUC"]
+    values = ["AUC", "LogLoss", "gAUC", "p (AUC vs SARN)"]
+    if table.paper_auc.notna().any():
+        values.append("paper AUC")
     wide = cells.pivot(index="model", columns="dataset", values=values)
     wide = wide.swaplevel(axis=1).sort_index(axis=1, level=0, sort_remaining=False)
     return wide.reindex(index=list(dict.fromkeys(table.model)))

@@ -99,3 +99,31 @@ def test_missing_file_and_bad_yaml(tmp_path) -> None:
     listy.write_text(yaml.safe_dump([1, 2]))
     with pytest.raises(ConfigError, match="expected a mapping"):
         load(listy)
+
+
+def test_architecture_sizes_weights_and_constructor_constraints(params_dict: dict) -> None:
+    params_dict["models"]["din"]["architecture"]["head"] = [200, -5]
+    params_dict["models"]["sarn"]["architecture"]["beta"] = -1.0
+    params_dict["models"]["atrank"]["architecture"]["heads"] = 7
+    message = _error(params_dict)
+    assert "models.din.architecture.head: sizes must be positive (got [200, -5])" in message
+    assert "models.sarn.architecture.beta: must not be negative" in message
+    assert "models.atrank.architecture: the model size 128 is not divisible by 7 heads" in message
+
+
+def test_infinite_values_and_repeated_lengths_are_refused(params_dict: dict) -> None:
+    params_dict["models"]["din"]["training"]["lr"] = float("inf")
+    params_dict["table3"]["lengths"] = [5, 5]
+    message = _error(params_dict)
+    assert "models.din.training.lr: Input should be a finite number (got inf)" in message
+    assert "table3: Value error, lengths must not repeat" in message
+
+
+def test_repeated_run_names_are_refused(params_dict: dict) -> None:
+    params_dict["experiment"]["models"] = ["din", "din"]
+    assert "experiment.models.1: 'din' is listed twice" in _error(params_dict)
+
+
+def test_sweep_lengths_must_fit_the_stored_histories(params_dict: dict) -> None:
+    params_dict["table3"]["lengths"] = [5, 50]
+    assert "table3.lengths.1: 50 is longer than the histories stored" in _error(params_dict)

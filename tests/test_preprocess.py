@@ -93,12 +93,13 @@ def test_samples_follow_the_protocol() -> None:
     # users are numbered in sorted order of their raw ids.
     kept = sorted(EXPECTED)
     assert sorted(seen_users) == sorted(np.repeat(range(len(kept)), 2).tolist())
-    # The vocabulary holds the items of training histories and training targets
-    # (positives and sampled negatives).
+    # The vocabulary holds the items of training targets (positives and sampled
+    # negatives), training histories and their sampled negatives.
     train = splits["train"]
     train_items = set(_decode(meta, train["item"], "item_ids"))
     for row in range(train["label"].size):
-        train_items.update(_decode(meta, train["hist_item"][row, : train["length"][row]], "item_ids"))
+        for key in ("hist_item", "neg_item"):
+            train_items.update(_decode(meta, train[key][row, : train["length"][row]], "item_ids"))
     for name, arrays in splits.items():
         for row in range(arrays["label"].size):
             user = kept[arrays["user"][row]]
@@ -133,7 +134,8 @@ def test_samples_follow_the_protocol() -> None:
 def test_vocabulary_comes_from_training_users_only() -> None:
     splits, meta = build_samples(_log(), _protocol())
     train = splits["train"]
-    used = set(train["item"].tolist()) | set(train["hist_item"].ravel().tolist()) - {0}
+    used = set(train["item"].tolist()) | set(train["hist_item"].ravel().tolist())
+    used |= set(train["neg_item"].ravel().tolist())
     assert set(range(1, meta["n_items"])) == used - {0}
     assert meta["n_items"] == len(meta["item_ids"]) + 1
 

@@ -64,3 +64,35 @@ def test_failed_preprocess_leaves_no_output(tmp_path, params_dict) -> None:
     with pytest.raises(DataError, match="no user has at least"):
         preprocess("default", spec, raw, tmp_path / "processed")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
+
+
+def test_cli_rejects_unknown_names_with_exit_code_2(tmp_path, capsys) -> None:
+    import yaml
+
+    from sarn.cli import main
+    from tests.conftest import tiny_params
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(tiny_params()))
+    args = ["--params", str(params), "train", "--data", str(tmp_path), "--out", str(tmp_path / "o")]
+    assert main([*args, "--dataset", "default", "--model", "bert"]) == 2
+    assert "unknown model 'bert'" in capsys.readouterr().err
+    assert main([*args, "--dataset", "movielens", "--model", "din"]) == 2
+    assert "unknown dataset 'movielens'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_wrong_field_counts_and_blank_lines_name_the_line(tmp_path) -> None:
+    header = "user_id,item_id,category_id,timestamp\n"
+    with pytest.raises(DataError, match="malformed CSV"):
+        read_clicks(_write(tmp_path, header + "u,i,c,3\nu,i,c,4,extra\n"))
+    with pytest.raises(DataError, match="line 3: empty timestamp"):
+        read_clicks(_write(tmp_path, header + "u,i,c,3\nu,i,c\n"))
+    with pytest.raises(DataError, match="line 3: empty user_id"):
+        read_clicks(_write(tmp_path, header + "u,i,c,3\n\nu,i,c,5\n"))
+    with pytest.raises(DataError, match="line 2: empty user_id"):
+        read_clicks(_write(tmp_path, header + "  ,i,c,3\n"))
+    path = tmp_path / "latin.csv"
+    path.write_bytes(header.encode() + "u,caf\xe9,c,3\n".encode("latin-1"))
+    with pytest.raises(DataError, match="not UTF-8 text"):
+        read_clicks(path)

@@ -28,14 +28,21 @@ def write_clicks(path: str | Path, clicks: pd.DataFrame) -> None:
 
 
 def read_clicks(path: str | Path) -> pd.DataFrame:
-    """Read a click log written by :func:`write_clicks`, checking its schema row by row."""
+    """Read a click log written by :func:`write_clicks`, checking its schema row by row.
+
+    Errors name the file and the line (1-based, the header being line 1).
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: click log not found")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty (expected a header {','.join(COLUMNS)})") from None
+    except pd.errors.ParserError as err:
+        raise DataError(f"{path}: malformed CSV ({err}); expected {len(COLUMNS)} fields a line") from None
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text ({err})") from None
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(
@@ -43,16 +50,18 @@ def read_clicks(path: str | Path) -> pd.DataFrame:
         )
     if frame.empty:
         raise DataError(f"{path}: no rows after the header")
-    for column in COLUMNS[:3]:
-        blank = np.flatnonzero(frame[column].str.len().to_numpy() == 0)
+    for column in COLUMNS:
+        values = frame[column].fillna("").str.strip()
+        blank = np.flatnonzero(values.str.len().to_numpy() == 0)
         if blank.size:
-            raise DataError(f"{path}: line {blank[0] + 2}: empty {column}")
+            raise DataError(
+                f"{path}: line {blank[0] + 2}: empty {column} (every line needs {','.join(COLUMNS)})"
+            )
     timestamps = pd.to_numeric(frame["timestamp"], errors="coerce")
     bad = np.flatnonzero(timestamps.isna().to_numpy() | (timestamps % 1 != 0).to_numpy())
     if bad.size:
-        line = bad[0] + 2  # 1-based, after the header line
         raise DataError(
-            f"{path}: line {line}: timestamp {frame['timestamp'].iloc[bad[0]]!r} "
+            f"{path}: line {bad[0] + 2}: timestamp {frame['timestamp'].iloc[bad[0]]!r} "
             "is not an integer number of seconds"
         )
     frame["timestamp"] = timestamps.astype(np.int64)

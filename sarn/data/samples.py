@@ -8,7 +8,8 @@ Steps (../shared/reference/data.md, "How samples are built"):
 3. the history is the user's earlier clicks; users with fewer than ``min_history`` are
    dropped;
 4. users are split train/valid/test with a seed; vocabularies come from the training
-   part only, index 0 meaning padding or unknown;
+   part only (targets, histories and their sampled negatives), index 0 meaning padding
+   or unknown;
 5. histories are cut to the latest ``max_len`` clicks, and every history position also
    gets a sampled negative item (for the auxiliary losses of DIEN and SARN).
 """
@@ -73,7 +74,9 @@ def _draw_other(rng: np.random.Generator, pool: np.ndarray, avoid: np.ndarray) -
     return picks
 
 
-def _user_samples(log: pd.DataFrame, protocol: ProtocolSpec, rng: np.random.Generator) -> _UserSamples:
+def _user_samples(
+    log: pd.DataFrame, protocol: ProtocolSpec, target_rng: np.random.Generator, history_rng: np.random.Generator
+) -> _UserSamples:
     items = log["item_id"].to_numpy()
     users = log["user_id"].to_numpy()
     starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
@@ -88,14 +91,14 @@ def _user_samples(log: pd.DataFrame, protocol: ProtocolSpec, rng: np.random.Gene
     starts, ends = starts[keep], ends[keep]
     last = ends - 1
 
-    neg_rows = _draw_other(rng, items, items[last])
+    neg_rows = _draw_other(target_rng, items, items[last])
     n = last.size
     order = np.empty(2 * n, dtype=np.int64)  # which log row supplies item and category
     order[0::2], order[1::2] = neg_rows, last
     histories, hist_negs = [], []
     for s, e in zip(starts, last, strict=True):
         rows = np.arange(max(s, e - protocol.max_len), e)
-        negs = _draw_other(rng, items, items[rows])
+        negs = _draw_other(history_rng, items, items[rows])
         histories += [rows, rows]
         hist_negs += [negs, negs]
     return _UserSamples(
@@ -136,10 +139,14 @@ def build_samples(log: pd.DataFrame, protocol: ProtocolSpec) -> tuple[dict[str, 
     Returns ``(splits, meta)`` where ``splits[name]`` maps array names to arrays and
     ``meta`` holds vocabulary sizes, the raw ids behind each index and Table I's counts.
     """
-    rng = np.random.default_rng(protocol.seed)
+    # Independent random streams, so that e.g. changing max_len (how many history
+    # negatives are drawn) never moves users between the splits.
+    split_rng, target_rng, history_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(protocol.seed).spawn(3)
+    )
     log = log.sort_values(["user_id", "timestamp"], kind="stable").reset_index(drop=True)
-    raw = _user_samples(log, protocol, rng)
-    parts = _split_users(raw.user, protocol, rng)
+    raw = _user_samples(log, protocol, target_rng, history_rng)
+    parts = _split_users(raw.user, protocol, split_rng)
 
     log_items = log["item_id"].to_numpy()
     log_cats = log["category_id"].to_numpy()
@@ -147,7 +154,8 @@ def build_samples(log: pd.DataFrame, protocol: ProtocolSpec) -> tuple[dict[str, 
     in_part = {name: np.isin(raw.user, ids) for name, ids in parts.items()}
 
     train_idx = np.flatnonzero(in_part["train"])
-    train_hist = np.concatenate([raw.history[i] for i in train_idx])
+    # The training part: its targets, its histories and their sampled negatives.
+    train_hist = np.concatenate([raw.history[i] for i in train_idx] + [raw.hist_neg[i] for i in train_idx])
     vocab = Vocabulary(
         items=np.unique(np.concatenate([raw.item[train_idx], log_items[train_hist]])),
         categories=np.unique(np.concatenate([raw.category[train_idx], log_cats[train_hist]])),

@@ -62,11 +62,11 @@ class CTRModel(nn.Module):
     def no_aux_loss(self, like: torch.Tensor) -> torch.Tensor:
         return like.new_zeros(())
 
+    def forward(self, batch: Batch) -> ModelOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
 
 def sum_pool_features(target: torch.Tensor, history: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
     """``[t, Σ X, t ⊙ Σ X]``: the head inputs the DIEN repository's baselines share."""
     summed = masked_sum(history, mask)
     return [target, summed, target * summed]
-
-    def forward(self, batch: Batch) -> ModelOutput:  # pragma: no cover - abstract
-        raise NotImplementedError

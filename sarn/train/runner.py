@@ -1,6 +1,7 @@
-"""The train stage: every seed of one (dataset, model) pair, written as one folder.
+"""The train and sweep stages: every seed of one (dataset, model) pair, as one folder.
 
-Folder layout (``results/<dataset>/<model>/``):
+Folder layout (``results/table2/<dataset>/<model>/``, and for Table III's sweep
+``results/table3/<dataset>/<model>/len<L>/``):
 - ``runs.csv``: one row per seed with the best epoch (by validation AUC) and its
   validation and test metrics;
 - ``history.csv``: per seed and epoch, LogLoss/AUC/gAUC of train, validation and test;
@@ -22,6 +23,7 @@ import torch
 from sarn.atomic import atomic_dir, write_json
 from sarn.data.prepare import load_meta, load_split
 from sarn.data.samples import SPLITS
+from sarn.errors import ConfigError
 from sarn.models import build_model, model_class
 from sarn.params import Params, RuntimeSpec
 from sarn.train.batching import DeviceSamples
@@ -38,7 +40,7 @@ def configure_torch(runtime: RuntimeSpec) -> torch.device:
     """
     if runtime.device == "cuda" or (runtime.device == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise RuntimeError("runtime.device is 'cuda' but no CUDA device is available")
+            raise ConfigError("runtime.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         device = torch.device("cuda")
     else:

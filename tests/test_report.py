@@ -1,0 +1,61 @@
+"""Aggregation reads only stage outputs and computes Table II/III columns correctly."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from sarn.errors import DataError
+from sarn.params import SweepSpec
+from sarn.report import aggregate, aggregate_sweep, table2_display, table3_display
+
+
+def _write_runs(root, dataset, model, aucs, sub=None):
+    folder = root / dataset / model if sub is None else root / dataset / model / sub
+    folder.mkdir(parents=True)
+    n = len(aucs)
+    pd.DataFrame({
+        "seed": range(n), "best_epoch": [2] * n, "test_auc": aucs,
+        "test_logloss": np.linspace(0.5, 0.6, n), "test_gauc": aucs,
+    }).to_csv(folder / "runs.csv", index=False)
+
+
+def test_table2_statistics_test_and_paper_numbers(tmp_path) -> None:
+    sarn, din = [0.87, 0.88, 0.86, 0.875], [0.85, 0.84, 0.855, 0.845]
+    _write_runs(tmp_path, "electronics", "din", din)
+    _write_runs(tmp_path, "electronics", "sarn", sarn)
+    table = aggregate(["electronics"], ["din", "sarn"], tmp_path, tmp_path / "t2.csv", tmp_path / "m.json")
+    din_row, sarn_row = table.iloc[0], table.iloc[1]
+    assert din_row.auc_mean == pytest.approx(np.mean(din))
+    assert din_row.auc_std == pytest.approx(np.std(din, ddof=1))
+    assert din_row.auc_p_vs_sarn == pytest.approx(stats.ttest_ind(din, sarn, equal_var=False).pvalue)
+    assert pd.isna(sarn_row.auc_p_vs_sarn)
+    assert din_row.paper_auc == 0.8523 and sarn_row.paper_logloss == 0.2283
+    assert din_row.auc_minus_paper == pytest.approx(np.mean(din) - 0.8523)
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["electronics"]["sarn"]["auc_mean"] == pytest.approx(np.mean(sarn))
+    shown = table2_display(pd.read_csv(tmp_path / "t2.csv"))
+    assert shown.loc["sarn", ("electronics", "AUC")] == f"{np.mean(sarn):.4f} ± {np.std(sarn, ddof=1):.4f}"
+
+
+def test_a_missing_run_is_named(tmp_path) -> None:
+    _write_runs(tmp_path, "default", "din", [0.8, 0.81])
+    with pytest.raises(DataError, match="sarn/runs.csv: not found"):
+        aggregate(["default"], ["din", "sarn"], tmp_path, tmp_path / "t2.csv", tmp_path / "m.json")
+    assert not (tmp_path / "t2.csv").exists()
+
+
+def test_table3_rows_and_paper_numbers(tmp_path) -> None:
+    for length, aucs in ((10, [0.86, 0.87]), (20, [0.875, 0.88])):
+        _write_runs(tmp_path, "books", "sarn", aucs, sub=f"len{length}")
+    spec = SweepSpec(datasets=["books"], models=["sarn"], lengths=[10, 20], n_seeds=2)
+    table = aggregate_sweep(spec, tmp_path, tmp_path / "t3.csv")
+    assert table.max_len.tolist() == [10, 20]
+    assert table.auc_mean.tolist() == pytest.approx([0.865, 0.8775])
+    assert table.paper_auc.tolist() == [0.8622, 0.8664]
+    shown = table3_display(table)
+    assert shown.loc[("sarn", "paper"), ("books", 10)] == "0.8622"

@@ -1,0 +1,72 @@
+"""The training loop: validation chooses the epoch, a NaN loss stops the run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sarn.data.samples import build_samples
+from sarn.data.synthetic import generate_clicks
+from sarn.errors import TrainingError
+from sarn.models import CTRModel, ModelOutput, build_model
+from sarn.params import TrainingSpec, validate
+from sarn.train.batching import DeviceSamples
+from sarn.train.loop import train_run
+from tests.conftest import tiny_params
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    params = validate(tiny_params())
+    spec = params.datasets["default"]
+    splits, meta = build_samples(generate_clicks(spec.generator), spec.protocol)
+    data = {name: DeviceSamples(arrays, torch.device("cpu")) for name, arrays in splits.items()}
+    return params, data, meta
+
+
+def _training(**over) -> TrainingSpec:
+    spec = {"optimizer": "adam", "lr": 0.01, "batch_size": 32, "epochs": 3, "length_sort_chunk": 4,
+            "click_loss_weight": 0.5, "grad_clip_norm": None}
+    return TrainingSpec.model_validate({**spec, **over})
+
+
+def test_validation_chooses_the_reported_epoch(tiny) -> None:
+    params, data, meta = tiny
+    torch.manual_seed(0)
+    net = build_model("din", meta["n_items"], meta["n_categories"], params.models["din"].architecture)
+    result = train_run(net, data, _training(), seed=0, eval_batch_size=64, label="test")
+    valid = [row["valid_auc"] for row in result.history]
+    assert result.best_epoch == int(np.argmax(valid)) + 1
+    chosen = result.history[result.best_epoch - 1]
+    assert result.best == {k: v for k, v in chosen.items() if k.startswith(("valid_", "test_"))}
+    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    assert all(np.isfinite(row["train_logloss"]) for row in result.history)
+
+
+class _Diverging(CTRModel):
+    """Returns NaN logits: what a diverged run looks like to the loop."""
+
+    def forward(self, batch) -> ModelOutput:
+        target, _, _ = self.embed(batch)
+        logit = target.sum(dim=-1) * float("nan")
+        return ModelOutput(logit, self.no_aux_loss(logit))
+
+
+def test_a_nan_loss_stops_the_run_with_an_error(tiny) -> None:
+    _, data, meta = tiny
+    net = _Diverging(meta["n_items"], meta["n_categories"], 4)
+    with pytest.raises(TrainingError, match=r"test: loss became nan at epoch 1, batch 1"):
+        train_run(net, data, _training(), seed=0, eval_batch_size=64, label="test")
+
+
+def test_training_batches_cover_every_sample_once_and_group_lengths(tiny) -> None:
+    _, data, _ = tiny
+    train = data["train"]
+    batches = train.training_batches(16, 4, torch.Generator().manual_seed(1))
+    seen = torch.cat(batches).sort().values
+    assert torch.equal(seen, torch.arange(train.size))
+    spread = np.mean([float(train._length[b].max() - train._length[b].min()) for b in batches])
+    plain = train.training_batches(16, 1, torch.Generator().manual_seed(1))
+    plain_spread = np.mean([float(train._length[b].max() - train._length[b].min()) for b in plain])
+    assert spread < plain_spread
