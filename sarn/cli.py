@@ -47,6 +47,18 @@ def _parser() -> argparse.ArgumentParser:
     t3.add_argument("--results", type=Path, required=True, help="sweep results root folder")
     t3.add_argument("--table", type=Path, required=True)
 
+    snap = sub.add_parser("snapshots", help="train figures.model once, keeping weights for Fig. 5a")
+    snap.add_argument("--data", type=Path, required=True, help="processed data folder")
+    snap.add_argument("--out", type=Path, required=True, help="snapshots folder")
+
+    fig = sub.add_parser("figure-data", help="the relations and attention behind Figs. 5 and 6")
+    fig.add_argument("--data", type=Path, required=True, help="processed data folder")
+    fig.add_argument("--snapshots", type=Path, required=True, help="snapshots folder")
+    fig.add_argument("--out", type=Path, required=True, help="folder for the CSV files")
+
+    idx = sub.add_parser("index", help="reports/index.html linking every table and figure")
+    idx.add_argument("--reports", type=Path, required=True, help="reports folder")
+
     agg = sub.add_parser("aggregate", help="Table II and the aggregate metrics file")
     agg.add_argument("--results", type=Path, required=True, help="results root folder")
     agg.add_argument("--table", type=Path, required=True)
@@ -106,6 +118,18 @@ def _run(args: argparse.Namespace) -> None:
         from sarn.report import aggregate_sweep
 
         aggregate_sweep(params.table3, args.results, args.table)
+    elif args.command == "snapshots":
+        from sarn.train.runner import train_snapshots
+
+        train_snapshots(params, params.figures.dataset, params.figures.model, args.data, args.out)
+    elif args.command == "figure-data":
+        from sarn.analysis import figure_data
+
+        figure_data(params, args.data, args.snapshots, args.out)
+    elif args.command == "index":
+        from sarn.report import write_index
+
+        write_index(args.reports, args.params)
     elif args.command == "aggregate":
         from sarn.report import aggregate
 
@@ -117,13 +141,17 @@ def _run(args: argparse.Namespace) -> None:
         render_notebook(args.notebook, args.out, args.html, _notebook_parameters(args.param))
 
 
-def _notebook_parameters(pairs: list[str]) -> dict[str, str]:
-    parameters = {}
+def _notebook_parameters(pairs: list[str]) -> dict[str, object]:
+    """``NAME=VALUE`` pairs; values are read as YAML scalars (150 → int, 4.0 → float)."""
+    import yaml
+
+    parameters: dict[str, object] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.isidentifier():
             raise SarnError(f"--param {pair!r}: expected NAME=VALUE with NAME a Python identifier")
-        parameters[name] = value
+        parsed = yaml.safe_load(value) if value else ""
+        parameters[name] = parsed if isinstance(parsed, int | float | str) else value
     return parameters
 
 

@@ -136,6 +136,41 @@ class SweepSpec(_Strict):
         return self
 
 
+class FiguresSpec(_Strict):
+    """What Figs. 4 to 6 show (the data behind them); plotting style lives in ``plots``."""
+
+    with_positional: str  # Fig. 4: the run with the relative positional encoding module
+    without_positional: str  # Fig. 4: the same model with alpha = 0
+    dataset: str  # Figs. 5 and 6
+    model: str  # a SARN run whose relations and attention are drawn
+    snapshots: Annotated[list[Fraction], Field(min_length=1)]
+    categories: Annotated[list[str], Field(min_length=1)]  # raw category ids for Fig. 5a
+    items_per_category: PositiveInt
+    user: str | None  # raw user id for Figs. 5b and 6; null: first test user with min_history
+    min_history: PositiveInt
+
+    @model_validator(mode="after")
+    def _increasing(self) -> FiguresSpec:
+        if any(b <= a for a, b in zip(self.snapshots, self.snapshots[1:])):
+            raise ValueError("snapshots must be increasing fractions of training")
+        return self
+
+
+class PlotSpec(_Strict):
+    """Style of one figure; changing it reruns only that figure's notebook."""
+
+    palette: str
+    dpi: PositiveInt
+    width: PositiveFloat  # inches
+    height: PositiveFloat
+
+
+class PlotsSpec(_Strict):
+    fig4: PlotSpec
+    fig5: PlotSpec
+    fig6: PlotSpec
+
+
 class RuntimeSpec(_Strict):
     device: Literal["auto", "cpu", "cuda"]
     threads: PositiveInt
@@ -145,6 +180,8 @@ class RuntimeSpec(_Strict):
 class Params(_Strict):
     experiment: ExperimentSpec
     table3: SweepSpec
+    figures: FiguresSpec
+    plots: PlotsSpec
     runtime: RuntimeSpec
     datasets: dict[str, DatasetSpec]
     models: dict[str, ModelSpec]
@@ -243,6 +280,15 @@ def _check_cross_references(params: Params, source: str) -> None:
                 problems.append(line.replace("  ", f"  models.{name}.architecture.", 1))
         else:
             problems += _architecture_values(name, spec.model, spec.architecture)
+    figures = params.figures
+    if figures.dataset not in params.datasets:
+        problems.append(f"  figures.dataset: {figures.dataset!r} is not a key of datasets")
+    for key in ("with_positional", "without_positional", "model"):
+        name = getattr(figures, key)
+        if name not in params.experiment.models:
+            problems.append(f"  figures.{key}: {name!r} is not a run of experiment.models")
+        elif key == "model" and params.models[name].model != "sarn":
+            problems.append(f"  figures.model: {name!r} is a {params.models[name].model}, not a SARN run")
     if problems:
         raise ConfigError("\n".join([f"{source}: invalid parameters", *problems]))
 

@@ -25,6 +25,12 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "aggregate": ("experiment.datasets", "experiment.models"),
     "sweep": ("models.{model}", "table3.n_seeds", "experiment.seed", "runtime"),
     "table3": ("table3.datasets", "table3.models", "table3.lengths"),
+    "snapshots": ("models.{model}", "figures.dataset", "figures.snapshots", "experiment.seed", "runtime"),
+    "figure_data": ("models.{model}", "figures.dataset", "figures.categories", "figures.items_per_category",
+                    "figures.user", "figures.min_history"),
+    "report_fig4": ("plots.fig4", "figures.with_positional", "figures.without_positional"),
+    "report_fig5": ("plots.fig5",),
+    "report_fig6": ("plots.fig6",),
 }
 
 

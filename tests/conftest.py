@@ -16,7 +16,8 @@ def tiny_params() -> dict:
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw = copy.deepcopy(raw)
     raw["experiment"]["n_seeds"] = 2
-    raw["experiment"]["models"] = ["din", "sarn"]
+    raw["experiment"]["models"] = ["din", "sarn", "sarn_no_pos"]
+    raw["figures"].update(min_history=5, items_per_category=3)
     raw["table3"].update(models=["din", "sarn"], lengths=[5], n_seeds=1)
     raw["runtime"]["threads"] = 1
     gen = raw["datasets"]["default"]["generator"]

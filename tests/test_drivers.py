@@ -9,6 +9,7 @@ run killed halfway is finished correctly by the next one.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import psutil
 import pytest
 import yaml
@@ -80,10 +82,42 @@ def runs(project: Path, model: str) -> Path:
     return project / "results" / "table2" / "default" / model / "runs.csv"
 
 
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's header; fails on anything that is not a PNG."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def check_figures(project: Path) -> None:
+    """Every figure exists as a sensible PNG and SVG, with the data behind it in shape."""
+    figures = project / "reports" / "figures"
+    for stem in ("fig4", "fig5a", "fig5b", "fig6"):
+        width, height = png_size(figures / f"{stem}.png")
+        assert 400 <= width <= 5000 and 300 <= height <= 4000, (stem, width, height)
+        assert (figures / f"{stem}.svg").read_text().lstrip().startswith("<?xml")
+    curves = pd.read_csv(figures / "fig4.csv")
+    assert set(curves.model) == {"sarn", "sarn_no_pos"} and {"train_logloss", "test_logloss"} <= set(curves)
+    data = figures / "data"
+    for path in [*data.glob("fig5a_*.csv"), data / "fig5b.csv", data / "fig6_positive.csv",
+                 data / "fig6_negative.csv"]:
+        matrix = pd.read_csv(path, index_col=0)
+        assert matrix.shape[0] == matrix.shape[1] > 1, path
+        assert list(matrix.index) == list(matrix.columns), path
+        assert ((matrix >= 0) & (matrix <= 1)).all().all(), path
+    assert len(list(data.glob("fig5a_*.csv"))) == 3
+    history = pd.read_csv(data / "fig5b.csv", index_col=0)
+    assert pd.read_csv(data / "fig6_positive.csv", index_col=0).shape == history.shape  # no padded pairs
+    index = (project / "reports" / "index.html").read_text()
+    for target in ("tables.html", "fig4.html", "fig5.html", "fig6.html", "figures/fig6.png"):
+        assert f'href="{target}"' in index
+
+
 def test_dvc_yaml_lists_the_params_each_stage_declares() -> None:
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     for stage, keys in STAGE_PARAMS.items():
-        declared = [k.replace("${item.model}", "{model}").replace("${item}", "{dataset}")
+        declared = [k.replace("${item.model}", "{model}").replace("${figures.model}", "{model}")
+                    .replace("${item}", "{dataset}")
                     for k in stages[stage].get("do", stages[stage])["params"]]
         assert declared == list(keys), stage
 
@@ -103,6 +137,7 @@ def test_both_drivers_agree_and_never_report_stale_results(tmp_path: Path) -> No
     assert table.startswith(b"dataset,model,n_runs,auc_mean,auc_std,logloss_mean,logloss_std")
     assert (project / "reports" / "table3.csv").read_text().startswith("dataset,model,max_len,n_runs,auc_mean")
     assert (project / "reports" / "tables.html").stat().st_size > 10_000
+    check_figures(project)
     assert "Nothing to be done" in snakemake(project, "-n")
 
     # The same pipeline from scratch under Snakemake gives the same bytes.
@@ -139,8 +174,22 @@ def test_both_drivers_agree_and_never_report_stale_results(tmp_path: Path) -> No
     assert runs(project, "din").stat().st_mtime_ns == din_mtime
     assert "Nothing to be done" in snakemake(project, "-n")
 
+    # A plotting parameter reruns only the notebook that uses it (and the index, which
+    # shows params.yaml), under either driver.
+    params["plots"]["fig6"]["palette"] = "rocket"
+    write_params(project, params)
+    out = dvc(project, "repro")
+    assert sorted(re.findall(r"Running stage '([^']+)'", out)) == ["index", "report_fig6"]
+    assert "Nothing to be done" in snakemake(project, "-n")
+    params["plots"]["fig5"]["dpi"] = 100
+    write_params(project, params)
+    out = snakemake(project)
+    assert sorted(set(re.findall(r"rule (\w+):", out))) == ["all", "index", "report_fig5"]
+
     # Without changes, DVC has nothing to do.
-    assert "didn't change" in dvc(project, "repro") and "Running stage" not in dvc(project, "repro")
+    dvc(project, "repro")
+    out = dvc(project, "repro")
+    assert "didn't change" in out and "Running stage" not in out
 
 
 def test_metrics_diff_shows_what_an_experiment_moved(tmp_path: Path) -> None:
@@ -158,7 +207,6 @@ def test_metrics_diff_shows_what_an_experiment_moved(tmp_path: Path) -> None:
 def test_a_stage_killed_halfway_is_finished_by_the_next_run(tmp_path: Path, driver: str) -> None:
     project = make_project(tmp_path)
     params = tiny_params()
-    params["experiment"]["models"] = ["sarn"]
     params["models"]["sarn"]["training"]["epochs"] = 40  # long enough to be caught mid-run
     write_params(project, params)
     command = {

@@ -70,3 +70,18 @@ def test_training_batches_cover_every_sample_once_and_group_lengths(tiny) -> Non
     plain = train.training_batches(16, 1, torch.Generator().manual_seed(1))
     plain_spread = np.mean([float(train._length[b].max() - train._length[b].min()) for b in plain])
     assert spread < plain_spread
+
+
+def test_snapshots_are_taken_at_the_requested_fractions(tiny) -> None:
+    params, data, meta = tiny
+    torch.manual_seed(0)
+    net = build_model("sarn", meta["n_items"], meta["n_categories"], params.models["sarn"].architecture)
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    result = train_run(net, data, _training(epochs=2), seed=0, eval_batch_size=64, label="test",
+                       snapshot_fractions=[0.0, 0.5, 1.0])
+    steps = {f: step for f, (step, _) in result.snapshots.items()}
+    assert steps[0.0] == 0 and steps[1.0] == 2 * steps[0.5] > 0
+    first, last = result.snapshots[0.0][1], result.snapshots[1.0][1]
+    assert all(torch.equal(first[k], start[k]) for k in start)
+    assert all(torch.equal(last[k], v) for k, v in net.state_dict().items())
+    assert not torch.equal(first["embedding.items.weight"], last["embedding.items.weight"])

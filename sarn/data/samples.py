@@ -189,6 +189,7 @@ def build_samples(log: pd.DataFrame, protocol: ProtocolSpec) -> tuple[dict[str, 
     meta = {
         "n_items": int(vocab.items.size + 1),
         "n_categories": int(vocab.categories.size + 1),
+        "user_ids": user_ids.tolist(),  # the raw id behind each sample's ``user`` index
         "item_ids": vocab.items.tolist(),
         "category_ids": vocab.categories.tolist(),
         "item_category": vocab.category_index(

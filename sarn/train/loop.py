@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -33,6 +34,8 @@ class RunResult:
     best_epoch: int
     best: dict[str, float]  # valid_* and test_* metrics of the best epoch
     state_dict: dict[str, torch.Tensor]
+    # fraction of training → (optimizer steps taken, weights at that point)
+    snapshots: dict[float, tuple[int, dict[str, torch.Tensor]]] = field(default_factory=dict)
 
 
 def click_loss(logit: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
@@ -64,16 +67,33 @@ def train_run(
     seed: int,
     eval_batch_size: int,
     label: str,
+    snapshot_fractions: Sequence[float] = (),
 ) -> RunResult:
-    """Train ``model`` (already initialised under ``seed``) and keep its best epoch."""
+    """Train ``model`` (already initialised under ``seed``) and keep its best epoch.
+
+    ``snapshot_fractions`` (0 = before the first update, 1 = after the last) also keeps
+    the weights at those points of training (Fig. 5a).
+    """
     optimizer = _optimizer(model, spec)
     shuffler = torch.Generator().manual_seed(seed)
     train = data["train"]
     history: list[dict[str, float]] = []
     best_auc, best_epoch, best_state = -np.inf, 0, None
+    snapshots: dict[float, tuple[int, dict[str, torch.Tensor]]] = {}
+    wanted: dict[int, list[float]] = {}  # optimizer step → fractions to keep there
+    step_total = 0
+
+    def keep(step: int) -> None:
+        for fraction in wanted.get(step, []):
+            snapshots[fraction] = (step, copy.deepcopy(model.state_dict()))
+
     for epoch in range(1, spec.epochs + 1):
         model.train()
         batches = train.training_batches(spec.batch_size, spec.length_sort_chunk, shuffler)
+        if epoch == 1:  # every epoch has the same number of batches
+            for fraction in snapshot_fractions:
+                wanted.setdefault(round(fraction * len(batches) * spec.epochs), []).append(fraction)
+            keep(0)
         bar = tqdm((train.batch(index) for index in batches), total=len(batches), leave=False,
                    desc=f"{label} epoch {epoch}/{spec.epochs}", mininterval=2.0)
         seen_loss, seen = 0.0, 0
@@ -91,6 +111,8 @@ def train_run(
             if spec.grad_clip_norm is not None:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip_norm)
             optimizer.step()
+            step_total += 1
+            keep(step_total)
             seen_loss += ctr.item() * batch.label.numel()
             seen += batch.label.numel()
         row: dict[str, float] = {"epoch": epoch, "train_logloss": seen_loss / seen}
@@ -105,4 +127,4 @@ def train_run(
     assert best_state is not None
     best_row = history[best_epoch - 1]
     best = {k: v for k, v in best_row.items() if k.startswith(("valid_", "test_"))}
-    return RunResult(history, best_epoch, best, best_state)
+    return RunResult(history, best_epoch, best, best_state, snapshots)

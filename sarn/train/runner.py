@@ -24,7 +24,7 @@ from sarn.atomic import atomic_dir, write_json
 from sarn.data.prepare import load_meta, load_split
 from sarn.data.samples import SPLITS
 from sarn.errors import ConfigError
-from sarn.models import build_model, model_class
+from sarn.models import CTRModel, build_model, model_class
 from sarn.params import Params, RuntimeSpec
 from sarn.train.batching import DeviceSamples
 from sarn.train.loop import train_run
@@ -50,16 +50,29 @@ def configure_torch(runtime: RuntimeSpec) -> torch.device:
     return device
 
 
+def _prepare(params: Params, data_dir: Path, max_len: int | None = None
+             ) -> tuple[torch.device, dict, dict[str, DeviceSamples]]:
+    """Device, vocabulary metadata and the three splits on the device."""
+    device = configure_torch(params.runtime)
+    meta = load_meta(data_dir)
+    data = {split: DeviceSamples(load_split(data_dir, split), device, max_len) for split in SPLITS}
+    return device, meta, data
+
+
+def _new_model(params: Params, model: str, meta: dict, device: torch.device, seed: int) -> CTRModel:
+    torch.manual_seed(seed)
+    spec = params.models[model]
+    return build_model(spec.model, meta["n_items"], meta["n_categories"], spec.architecture).to(device)
+
+
 def train_model(params: Params, dataset: str, model: str, data_dir: Path, out_dir: Path,
                 n_seeds: int, max_len: int | None = None) -> None:
     """Train ``model`` on ``dataset`` once per seed and write the results folder.
 
     ``max_len`` cuts histories shorter than the stored ones (Table III's sweep).
     """
-    device = configure_torch(params.runtime)
+    device, meta, data = _prepare(params, data_dir, max_len)
     spec = params.models[model]
-    meta = load_meta(data_dir)
-    data = {split: DeviceSamples(load_split(data_dir, split), device, max_len) for split in SPLITS}
     seeds = [params.experiment.seed + k for k in range(n_seeds)]
     log.info("train[%s/%s]: %d train samples on %s, %d seeds, histories up to %s",
              dataset, model, data["train"].size, device, n_seeds, max_len or "the stored length")
@@ -67,8 +80,7 @@ def train_model(params: Params, dataset: str, model: str, data_dir: Path, out_di
     with atomic_dir(out_dir) as tmp:
         (tmp / "checkpoints").mkdir()
         for seed in seeds:
-            torch.manual_seed(seed)
-            net = build_model(spec.model, meta["n_items"], meta["n_categories"], spec.architecture).to(device)
+            net = _new_model(params, model, meta, device, seed)
             result = train_run(net, data, spec.training, seed, params.runtime.eval_batch_size,
                                label=f"{dataset}/{model} seed {seed}")
             torch.save(result.state_dict, tmp / "checkpoints" / f"seed{seed}.pt")
@@ -93,3 +105,25 @@ def train_model(params: Params, dataset: str, model: str, data_dir: Path, out_di
             "torch": torch.__version__,
             "selection": "epoch with the best validation AUC; test metrics reported at that epoch",
         })
+
+
+def train_snapshots(params: Params, dataset: str, model: str, data_dir: Path, out_dir: Path) -> None:
+    """Train the first seed of ``model`` once more, keeping its weights at the fractions of
+    training listed in ``figures.snapshots`` (Fig. 5a) and at its best epoch."""
+    device, meta, data = _prepare(params, data_dir)
+    seed = params.experiment.seed
+    fractions = params.figures.snapshots
+    net = _new_model(params, model, meta, device, seed)
+    result = train_run(net, data, params.models[model].training, seed, params.runtime.eval_batch_size,
+                       label=f"{dataset}/{model} snapshots", snapshot_fractions=fractions)
+    with atomic_dir(out_dir) as tmp:
+        files = []
+        for k, fraction in enumerate(fractions):
+            step, state = result.snapshots[fraction]
+            files.append({"fraction": fraction, "step": step, "file": f"snapshot{k}.pt"})
+            torch.save(state, tmp / f"snapshot{k}.pt")
+        torch.save(result.state_dict, tmp / "best.pt")
+        write_json(tmp / "snapshots.json", {"dataset": dataset, "model": model, "seed": seed,
+                                            "best_epoch": result.best_epoch, "snapshots": files})
+    log.info("snapshots[%s/%s]: %d snapshots at steps %s", dataset, model, len(files),
+             [f["step"] for f in files])

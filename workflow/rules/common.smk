@@ -23,3 +23,9 @@ def stamps(stage, **names):
 def code(*parts):
     """Python sources of the given package folders, so that code edits rerun jobs."""
     return sorted(str(p) for part in parts for p in Path("sarn", part).rglob("*.py"))
+
+
+def plot_args(name):
+    """The notebook parameters of one figure's style (params.yaml: plots.<name>)."""
+    style = getattr(PARAMS.plots, name)
+    return " ".join(f"--param {k}={v}" for k, v in style.model_dump().items())

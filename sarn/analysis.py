@@ -1,0 +1,131 @@
+"""The data behind Figs. 5 and 6: SARN's relations and attention, as CSV files.
+
+Composes processed data and a trained SARN (like training does); the figure notebooks
+then only read these CSVs. R depends only on the two items' vectors (R_ij =
+φ(x_i)·ϕ(x_j)), so Fig. 5a computes it directly for every pair of the chosen items
+instead of averaging it over the dataset's histories as the paper describes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from sarn.atomic import atomic_dir, write_json
+from sarn.data.prepare import load_meta, load_split
+from sarn.errors import ConfigError
+from sarn.models import Batch, build_model
+from sarn.models.sarn import SARN
+from sarn.params import Params
+
+log = logging.getLogger(__name__)
+
+
+def _load_sarn(params: Params, meta: dict, checkpoint: Path) -> SARN:
+    spec = params.models[params.figures.model]
+    net = build_model(spec.model, meta["n_items"], meta["n_categories"], spec.architecture)
+    net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+    assert isinstance(net, SARN)
+    return net.eval()
+
+
+def popular_items(meta: dict, train: dict[str, np.ndarray], categories: list[str], per_category: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Item and category indices of the most clicked training items of each category."""
+    valid = train["hist_item"][np.arange(train["hist_item"].shape[1])[None, :] < train["length"][:, None]]
+    clicks = np.concatenate([valid, train["item"][train["label"] == 1]])
+    counts = np.bincount(clicks, minlength=meta["n_items"])
+    item_category = np.array([0, *meta["item_category"]])
+    known = {raw: k + 1 for k, raw in enumerate(meta["category_ids"])}
+    items, cats = [], []
+    for raw in categories:
+        if raw not in known:
+            raise ConfigError(f"figures.categories: {raw!r} is not a category of the training data")
+        members = np.flatnonzero(item_category == known[raw])
+        top = members[np.argsort(-counts[members], kind="stable")[:per_category]]
+        items += top.tolist()
+        cats += [known[raw]] * len(top)
+    return np.array(items), np.array(cats)
+
+
+def _labels(meta: dict, items: np.ndarray, cats: np.ndarray) -> list[str]:
+    return [f"{meta['item_ids'][i - 1]} ({meta['category_ids'][c - 1]})" for i, c in zip(items, cats, strict=True)]
+
+
+def _matrix(values: torch.Tensor, labels: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(values.detach().double().numpy(), index=labels, columns=labels)
+
+
+def _user_row(params: Params, meta: dict, test: dict[str, np.ndarray]) -> int:
+    """Row of the chosen test user's negative sample (its positive follows)."""
+    figures = params.figures
+    if figures.user is not None:
+        if figures.user not in meta["user_ids"]:
+            raise ConfigError(f"figures.user: {figures.user!r} is not a user of the processed data")
+        rows = np.flatnonzero(test["user"] == meta["user_ids"].index(figures.user))
+        if rows.size == 0:
+            raise ConfigError(f"figures.user: {figures.user!r} is not a test user")
+        return int(rows[0])
+    rows = np.flatnonzero((test["label"] == 0) & (test["length"] >= figures.min_history))
+    if rows.size == 0:
+        raise ConfigError(f"figures.min_history: no test user has {figures.min_history} clicks of history")
+    return int(rows[0])
+
+
+def _user_batch(test: dict[str, np.ndarray], row: int) -> Batch:
+    """The user's negative and positive samples (same history) as one batch."""
+    length = int(test["length"][row])
+    pick = slice(row, row + 2)
+
+    def hist(key: str) -> torch.Tensor:
+        return torch.as_tensor(test[key][pick, :length])
+
+    return Batch(
+        item=torch.as_tensor(test["item"][pick]), category=torch.as_tensor(test["category"][pick]),
+        timestamp=torch.as_tensor(test["timestamp"][pick]), hist_item=hist("hist_item"),
+        hist_category=hist("hist_category"), hist_timestamp=hist("hist_timestamp"),
+        neg_item=hist("neg_item"), neg_category=hist("neg_category"),
+        mask=torch.ones(2, length), label=torch.as_tensor(test["label"][pick], dtype=torch.float32),
+    )
+
+
+@torch.no_grad()
+def figure_data(params: Params, data_dir: Path, snapshots_dir: Path, out_dir: Path) -> None:
+    """Write Fig. 5a's matrices (one per snapshot), Fig. 5b's and Fig. 6's, with a manifest."""
+    meta = load_meta(data_dir)
+    train, test = load_split(data_dir, "train"), load_split(data_dir, "test")
+    manifest = json.loads((snapshots_dir / "snapshots.json").read_text(encoding="utf-8"))
+    items, cats = popular_items(meta, train, params.figures.categories, params.figures.items_per_category)
+    labels = _labels(meta, items, cats)
+    row = _user_row(params, meta, test)
+    batch = _user_batch(test, row)
+    # Numbered by position: a user may click the same item twice.
+    visited = [f"{k + 1}. {label}" for k, label in
+               enumerate(_labels(meta, batch.hist_item[0].numpy(), batch.hist_category[0].numpy()))]
+    with atomic_dir(out_dir) as tmp:
+        snapshots = []
+        for k, snap in enumerate(manifest["snapshots"]):
+            net = _load_sarn(params, meta, snapshots_dir / snap["file"])
+            x = net.embedding(torch.as_tensor(items), torch.as_tensor(cats))
+            _matrix(net.relation(x.unsqueeze(0))[0], labels).to_csv(tmp / f"fig5a_{k}.csv")
+            snapshots.append({**snap, "csv": f"fig5a_{k}.csv"})
+        net = _load_sarn(params, meta, snapshots_dir / "best.pt")
+        view = net.relational_view(batch)
+        _matrix(view.relation[0], visited).to_csv(tmp / "fig5b.csv")
+        probability = torch.sigmoid(net(batch).logit)
+        candidates = {}
+        for k, kind in enumerate(("negative", "positive")):
+            _matrix(view.scores[k], visited).to_csv(tmp / f"fig6_{kind}.csv")
+            target = _labels(meta, batch.item[k : k + 1].numpy(), batch.category[k : k + 1].numpy())[0]
+            candidates[kind] = {"item": target, "click_probability": float(probability[k])}
+        user = meta["user_ids"][int(test["user"][row])]
+        write_json(tmp / "figures.json", {
+            "snapshots": snapshots, "categories": params.figures.categories,
+            "user": user, "candidates": candidates,
+        })
+    log.info("figure data: %d items for Fig. 5a, user %s with %d clicks", len(items), user, len(visited))
