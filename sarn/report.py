@@ -25,6 +25,28 @@ TABLE2_COLUMNS = ["dataset", "model", "n_runs"] + [
     f"{m}_{s}" for m in METRICS for s in ("mean", "std")
 ] + ["best_epoch_mean", "auc_p_vs_sarn", "paper_auc", "paper_logloss", "auc_minus_paper"]
 
+# The paper's Table I (users, items, categories, interactions), for comparison.
+PAPER_TABLE1: dict[str, tuple[int, int, int, int]] = {
+    "electronics": (192_403, 63_001, 801, 1_689_188),
+    "books": (630_668, 367_982, 1_600, 8_898_041),
+    "taobao": (979_533, 4_068_211, 9_406, 89_716_264),
+}
+TABLE1_COLUMNS = ("users", "items", "categories", "interactions")
+
+
+def table1_display(stats: list[dict]) -> pd.DataFrame:
+    """Table I: each dataset's statistics (``stats.json`` of the preprocess stage), with the
+    paper's row beneath where the dataset is one of the paper's."""
+    rows = []
+    for entry in stats:
+        rows.append({"dataset": entry["dataset"], "source": "this run",
+                     **{c: f"{entry[c]:,}" for c in TABLE1_COLUMNS}})
+        if entry["dataset"] in PAPER_TABLE1:
+            rows.append({"dataset": entry["dataset"], "source": "paper",
+                         **{c: f"{v:,}" for c, v in zip(TABLE1_COLUMNS, PAPER_TABLE1[entry["dataset"]])}})
+    return pd.DataFrame(rows).set_index(["dataset", "source"])
+
+
 # The paper's Table II (AUC, LogLoss; ATRank's LogLoss is not reported), keyed by the
 # dataset names this project gives the public datasets. Numbers from the paper, for
 # comparison only; nothing here is computed from them.
@@ -46,6 +68,28 @@ PAPER_TABLE2: dict[tuple[str, str], tuple[float, float | None]] = {
     ("electronics", "sarn"): (0.8715, 0.2283), ("books", "sarn"): (0.8750, 0.2261),
     ("taobao", "sarn"): (0.9032, 0.1947),
 }
+
+
+# The paper's Table I (users, items, categories, interactions), for comparison.
+PAPER_TABLE1: dict[str, tuple[int, int, int, int]] = {
+    "electronics": (192_403, 63_001, 801, 1_689_188),
+    "books": (630_668, 367_982, 1_600, 8_898_041),
+    "taobao": (979_533, 4_068_211, 9_406, 89_716_264),
+}
+TABLE1_COLUMNS = ("users", "items", "categories", "interactions")
+
+
+def table1_display(stats: list[dict]) -> pd.DataFrame:
+    """Table I: each dataset's statistics (``stats.json`` of the preprocess stage), with the
+    paper's row beneath where the dataset is one of the paper's."""
+    rows = []
+    for entry in stats:
+        rows.append({"dataset": entry["dataset"], "source": "this run",
+                     **{c: f"{entry[c]:,}" for c in TABLE1_COLUMNS}})
+        if entry["dataset"] in PAPER_TABLE1:
+            rows.append({"dataset": entry["dataset"], "source": "paper",
+                         **{c: f"{v:,}" for c, v in zip(TABLE1_COLUMNS, PAPER_TABLE1[entry["dataset"]])}})
+    return pd.DataFrame(rows).set_index(["dataset", "source"])
 
 
 # The paper's Table III (AUC by maximum history length).

@@ -11,7 +11,7 @@ from scipy import stats
 
 from sarn.errors import DataError
 from sarn.params import SweepSpec
-from sarn.report import aggregate, aggregate_sweep, table2_display, table3_display
+from sarn.report import aggregate, aggregate_sweep, table1_display, table2_display, table3_display
 
 
 def _write_runs(root, dataset, model, aucs, sub=None):
@@ -59,3 +59,13 @@ def test_table3_rows_and_paper_numbers(tmp_path) -> None:
     assert table.paper_auc.tolist() == [0.8622, 0.8664]
     shown = table3_display(table)
     assert shown.loc[("sarn", "paper"), ("books", 10)] == "0.8622"
+
+
+def test_table1_puts_the_papers_row_beside_ours() -> None:
+    shown = table1_display([
+        {"dataset": "default", "users": 3000, "items": 1944, "categories": 60, "interactions": 42492},
+        {"dataset": "electronics", "users": 192403, "items": 63001, "categories": 801, "interactions": 1689188},
+    ])
+    assert shown.loc[("default", "this run"), "interactions"] == "42,492"
+    assert ("default", "paper") not in shown.index
+    assert shown.loc[("electronics", "paper"), "users"] == "192,403"

@@ -40,6 +40,7 @@ rule report_tables:
         table2="reports/table2.csv",
         table3="reports/table3.csv",
         runs=expand("results/table2/{dataset}/{model}", dataset=DATASETS, model=MODELS),
+        processed=expand("data/processed/{dataset}", dataset=DATASETS),
         notebook="workflow/notebooks/tables.ipynb",
         code="sarn/report.py",
     output:
@@ -52,4 +53,5 @@ rule report_tables:
     shell:
         "python -m sarn report --notebook {input.notebook} --param table2_path={input.table2}"
         " --param table3_path={input.table3} --param results_root=results/table2"
+        " --param processed_root=data/processed"
         " --out {output.notebook} --html {output.html} 2> {log}"
