@@ -54,9 +54,10 @@ def read_matrix(path: str | Path) -> pd.DataFrame:
 
 
 def heatmap(ax: plt.Axes, matrix: pd.DataFrame, title: str, palette: str, colorbar_label: str,
-            groups: list[str] | None = None) -> None:
-    """An annotated-axis heatmap in [0, 1]; ``groups`` (one per row) draws group borders."""
-    sns.heatmap(matrix, ax=ax, vmin=0.0, vmax=1.0, cmap=palette, square=True,
+            groups: list[str] | None = None, vmax: float = 1.0) -> None:
+    """A labelled heatmap on the colour scale [0, vmax]; ``groups`` (one per row) draws
+    borders between groups."""
+    sns.heatmap(matrix, ax=ax, vmin=0.0, vmax=vmax, cmap=palette, square=True,
                 cbar_kws={"label": colorbar_label, "shrink": 0.8}, xticklabels=True, yticklabels=True)
     ax.set_title(title)
     size = 8 if len(matrix) <= 25 else 6
