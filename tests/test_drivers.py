@@ -235,3 +235,16 @@ def test_a_stage_killed_halfway_is_finished_by_the_next_run(tmp_path: Path, driv
     assert not list(results.glob(".sarn.tmp-*")), "the temporary folder of the killed stage is left"
     assert "Nothing to be done" in snakemake(project, "-n", "reports/table2.csv")
     assert driver == "snakemake" or "up to date" in dvc(project, "status", "aggregate")
+
+
+def test_slurm_profile_dry_run_lists_the_jobs_it_would_submit(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    out = run(project, sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/slurm", "-n")
+    jobs = re.findall(r"^rule (\w+):", out, re.MULTILINE)
+    assert {"raw", "preprocess", "train", "sweep", "snapshots", "aggregate", "index"} <= set(jobs)
+    assert jobs.count("train") == len(tiny_params()["experiment"]["models"])
+    for block in out.split("rule train:")[1:]:
+        resources = block.split("resources:")[1].splitlines()[0]
+        assert "slurm_partition=gpu" in resources and "gpu=1" in resources
+    preprocess = out.split("rule preprocess:")[1].split("resources:")[1].splitlines()[0]
+    assert "mem_mb=16000" in preprocess and "slurm_partition=cpu" in preprocess
