@@ -10,10 +10,10 @@ the process restarts itself once with them.
 import os
 import sys
 
-_ALLOCATOR = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "17179869184"}
+from sarn import ALLOCATOR_ENV
 
-if sys.platform.startswith("linux") and any(os.environ.get(k) is None for k in _ALLOCATOR):
-    os.execve(sys.executable, [sys.executable, "-m", "sarn", *sys.argv[1:]], {**_ALLOCATOR, **os.environ})
+if sys.platform.startswith("linux") and any(os.environ.get(k) is None for k in ALLOCATOR_ENV):
+    os.execve(sys.executable, [sys.executable, "-m", "sarn", *sys.argv[1:]], {**ALLOCATOR_ENV, **os.environ})
 
 from sarn.cli import main  # noqa: E402
 
