@@ -70,28 +70,6 @@ PAPER_TABLE2: dict[tuple[str, str], tuple[float, float | None]] = {
 }
 
 
-# The paper's Table I (users, items, categories, interactions), for comparison.
-PAPER_TABLE1: dict[str, tuple[int, int, int, int]] = {
-    "electronics": (192_403, 63_001, 801, 1_689_188),
-    "books": (630_668, 367_982, 1_600, 8_898_041),
-    "taobao": (979_533, 4_068_211, 9_406, 89_716_264),
-}
-TABLE1_COLUMNS = ("users", "items", "categories", "interactions")
-
-
-def table1_display(stats: list[dict]) -> pd.DataFrame:
-    """Table I: each dataset's statistics (``stats.json`` of the preprocess stage), with the
-    paper's row beneath where the dataset is one of the paper's."""
-    rows = []
-    for entry in stats:
-        rows.append({"dataset": entry["dataset"], "source": "this run",
-                     **{c: f"{entry[c]:,}" for c in TABLE1_COLUMNS}})
-        if entry["dataset"] in PAPER_TABLE1:
-            rows.append({"dataset": entry["dataset"], "source": "paper",
-                         **{c: f"{v:,}" for c, v in zip(TABLE1_COLUMNS, PAPER_TABLE1[entry["dataset"]])}})
-    return pd.DataFrame(rows).set_index(["dataset", "source"])
-
-
 # The paper's Table III (AUC by maximum history length).
 PAPER_TABLE3: dict[tuple[str, str], dict[int, float]] = {
     ("taobao", "atrank"): {10: 0.8664, 20: 0.8757, 30: 0.8661, 40: 0.8786, 50: 0.8806},

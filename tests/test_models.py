@@ -85,10 +85,9 @@ def test_evaluation_prediction_does_not_depend_on_the_batch(name: str) -> None:
     with torch.no_grad():
         together = net(batch).logit
         for k, n in enumerate([3, 9, 5, 1]):
-            alone = Batch(**{f: getattr(batch, f)[k : k + 1] for f in batch.__dataclass_fields__})
-            alone = Batch(**{
-                f: (v[:, :n] if v.dim() == 2 else v) for f, v in vars(alone).items()
-            })
+            # Sample k on its own, padded only to its own length.
+            alone = Batch(**{f: v[k : k + 1, :n] if v.dim() == 2 else v[k : k + 1]
+                             for f, v in vars(batch).items()})
             torch.testing.assert_close(net(alone).logit, together[k : k + 1], rtol=1e-5, atol=1e-6)
 
 
