@@ -1,0 +1,120 @@
+"""Downloads against a local HTTP server: verified, atomic, retried and resumed."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+
+import numpy as np
+import pytest
+
+from sarn.data.download import LOCK_FILE, DownloadError, fetch, read_lock
+from sarn.errors import DataError
+from sarn.params import RemoteFileSpec
+from tests.http_server import Served, serve
+
+BODY = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
+DIGEST = hashlib.sha256(BODY).hexdigest()
+KEY = "datasets.x.source.reviews"
+
+
+def _spec(url: str, sha256: str | None = DIGEST) -> RemoteFileSpec:
+    return RemoteFileSpec(file="reviews.json.gz", urls=[f"{url}/reviews.json.gz"], sha256=sha256)
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def _fetch(spec: RemoteFileSpec, folder, **kw):
+    return fetch(spec, KEY, folder, backoff=0.0, timeout=5.0, **kw)
+
+
+def test_download_is_verified_and_leaves_only_the_file(tmp_path) -> None:
+    served = Served({"reviews.json.gz": BODY})
+    with serve(served) as url:
+        path, digest = _fetch(_spec(url), tmp_path)
+    assert path.read_bytes() == BODY and digest == DIGEST
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reviews.json.gz"]
+
+
+def test_a_dropped_connection_is_resumed_with_range_requests(tmp_path) -> None:
+    served = Served({"reviews.json.gz": BODY}, drop_after=100_000, drops=2)
+    with serve(served) as url:
+        path, _ = _fetch(_spec(url), tmp_path)
+    assert path.read_bytes() == BODY
+    first, *resumed = [r for _, r in served.requests]
+    starts = [int(r.removeprefix("bytes=").rstrip("-")) for r in resumed]
+    assert first is None and len(starts) == 2 and 0 < starts[0] < starts[1] < len(BODY)
+
+
+def test_a_server_without_range_support_restarts_from_zero(tmp_path) -> None:
+    served = Served({"reviews.json.gz": BODY}, ranges=False, drop_after=100_000, drops=1)
+    with serve(served) as url:
+        path, _ = _fetch(_spec(url), tmp_path)
+    assert path.read_bytes() == BODY and len(served.requests) == 2
+
+
+def test_exhausted_retries_keep_the_part_under_a_name_that_is_not_the_file(tmp_path) -> None:
+    served = Served({"reviews.json.gz": BODY}, drop_after=100_000, drops=2)
+    with serve(served) as url:
+        with pytest.raises(DownloadError, match="partial reviews.json.gz.part is kept"):
+            _fetch(_spec(url), tmp_path, retries=1)
+        assert not (tmp_path / "reviews.json.gz").exists()
+        kept = (tmp_path / "reviews.json.gz.part").stat().st_size
+        assert 0 < kept < len(BODY)
+        path, _ = _fetch(_spec(url), tmp_path)  # the next run resumes where the part ends
+    assert path.read_bytes() == BODY and served.requests[-1][1] == f"bytes={kept}-"
+
+
+def test_checksum_mismatch_keeps_nothing_and_says_how_to_override(tmp_path) -> None:
+    with serve(Served({"reviews.json.gz": BODY})) as url:
+        with pytest.raises(DataError, match=rf"does not match its SHA-256 {'0' * 64}.*set {KEY}.sha256"):
+            _fetch(_spec(url, sha256="0" * 64), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_unknown_checksum_is_recorded_then_enforced(tmp_path) -> None:
+    with serve(Served({"reviews.json.gz": BODY})) as url:
+        _fetch(_spec(url, sha256=None), tmp_path)
+    assert read_lock(tmp_path) == {"reviews.json.gz": DIGEST}
+    assert (tmp_path / LOCK_FILE).read_text() == f"{DIGEST}  reviews.json.gz\n"
+    (tmp_path / "reviews.json.gz").write_bytes(BODY[:-1] + b"\0")
+    with pytest.raises(DataError, match=rf"does not match {DIGEST} \(from .*{LOCK_FILE}\)"):
+        _fetch(_spec(_closed_port_url(), sha256=None), tmp_path)
+
+
+def test_a_file_placed_by_hand_is_verified_without_the_network(tmp_path) -> None:
+    (tmp_path / "reviews.json.gz").write_bytes(BODY)
+    path, digest = _fetch(_spec(_closed_port_url()), tmp_path)
+    assert path.read_bytes() == BODY and digest == DIGEST
+    (tmp_path / "reviews.json.gz").write_bytes(BODY[:1000])
+    with pytest.raises(DataError, match="damaged or not the published one: delete it"):
+        _fetch(_spec(_closed_port_url()), tmp_path)
+
+
+def test_unreachable_network_names_the_url_and_what_to_do(tmp_path) -> None:
+    url = _closed_port_url()
+    with pytest.raises(DownloadError) as err:
+        _fetch(_spec(url), tmp_path, retries=0)
+    message = str(err.value)
+    assert f"{url}/reviews.json.gz" in message and KEY in message
+    assert f"place it at {tmp_path / 'reviews.json.gz'}" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_the_next_mirror_is_tried_when_the_first_fails(tmp_path) -> None:
+    with serve(Served({"reviews.json.gz": BODY})) as url:
+        spec = RemoteFileSpec(file="reviews.json.gz", sha256=DIGEST,
+                              urls=[f"{url}/missing.json.gz", f"{url}/reviews.json.gz"])
+        path, _ = _fetch(spec, tmp_path, retries=0)
+    assert path.read_bytes() == BODY
+
+
+def test_a_malformed_lock_file_names_its_line(tmp_path) -> None:
+    (tmp_path / LOCK_FILE).write_text(f"{DIGEST}  a.gz\nnot a checksum line\n")
+    with pytest.raises(DataError, match=rf"{LOCK_FILE}: line 2: expected '<sha256>  <file name>'"):
+        read_lock(tmp_path)
