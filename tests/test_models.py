@@ -87,7 +87,7 @@ def test_evaluation_prediction_does_not_depend_on_the_batch(name: str) -> None:
         for k, n in enumerate([3, 9, 5, 1]):
             # Sample k on its own, padded only to its own length.
             alone = Batch(**{f: v[k : k + 1, :n] if v.dim() == 2 else v[k : k + 1]
-                             for f, v in vars(batch).items()})
+                             for f, v in vars(batch).items() if v is not None})
             torch.testing.assert_close(net(alone).logit, together[k : k + 1], rtol=1e-5, atol=1e-6)
 
 
@@ -245,3 +245,22 @@ def test_atrank_time_gap_buckets() -> None:
     now = torch.tensor([2_000_000_000])
     clicks = now - torch.tensor([[int(g * day) for g in gaps_in_days]])
     assert gap_buckets(now, clicks).tolist() == [expected]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_a_context_feature_reaches_every_model_as_a_learned_bias(name: str) -> None:
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    net = build_model(name, N_ITEMS, N_CATS, ARCH[name], n_contexts=4).eval()
+    batch = replace(make_batch([3, 9, 5, 1], seed=2), context=torch.tensor([1, 2, 3, 0]))
+    before = net(batch).logit.detach()
+    with torch.no_grad():
+        net.context_bias.weight[2] = 0.5
+    after = net(batch).logit.detach()
+    torch.testing.assert_close(after - before, torch.tensor([0.0, 0.5, 0.0, 0.0]))
+    net.train()
+    net(batch).logit.sum().backward()
+    assert net.context_bias.weight.grad[1:].abs().sum() > 0 and net.context_bias.weight.grad[0] == 0
+    with pytest.raises(ValueError, match="built for a context feature but the batch has none"):
+        net(replace(batch, context=None))

@@ -39,9 +39,13 @@ def model_class(name: str) -> type[CTRModel]:
         raise ConfigError(f"unknown model {name!r}; known models: {', '.join(sorted(MODELS))}") from None
 
 
-def build_model(name: str, n_items: int, n_categories: int, architecture: dict) -> CTRModel:
-    """Instantiate model ``name`` for a vocabulary with the given architecture keywords."""
-    return model_class(name)(n_items, n_categories, **architecture)
+def build_model(name: str, n_items: int, n_categories: int, architecture: dict, n_contexts: int = 0) -> CTRModel:
+    """Instantiate model ``name`` for a vocabulary with the given architecture keywords
+    (and a context feature of ``n_contexts`` values, index 0 included, when it is positive)."""
+    net = model_class(name)(n_items, n_categories, **architecture)
+    if n_contexts:
+        net.attach_context(n_contexts)
+    return net
 
 
 __all__ = ["MODELS", "Batch", "CTRModel", "ModelOutput", "build_model", "model_class"]

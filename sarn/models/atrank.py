@@ -75,7 +75,7 @@ class ATRank(CTRModel):
         self.norm2 = nn.LayerNorm(d)
         self.target_attention = _MultiHeadAttention(d, heads)
 
-    def forward(self, batch: Batch) -> ModelOutput:
+    def score(self, batch: Batch) -> ModelOutput:
         target, history, mask = self.embed(batch)
         gaps = nn.functional.one_hot(gap_buckets(batch.timestamp, batch.hist_timestamp), N_GAP_BUCKETS)
         clicks = self.project(torch.cat([history, gaps.to(history.dtype)], dim=-1)) * mask.unsqueeze(-1)

@@ -28,9 +28,11 @@ class Batch:
     neg_category: torch.Tensor
     mask: torch.Tensor
     label: torch.Tensor
+    context: torch.Tensor | None = None  # (B,) context feature index, where the log has one
 
     def to(self, device: torch.device) -> Batch:
-        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)
+                                if getattr(self, f.name) is not None})
 
 
 @dataclass(frozen=True)
@@ -46,12 +48,32 @@ class ModelOutput:
 
 
 class CTRModel(nn.Module):
-    """Base class: holds the item embedding shared by every model of Table II."""
+    """Base class: holds the item embedding shared by every model of Table II.
+
+    A model computes its logit in :meth:`score`. Where the data has a context feature
+    (a user's log with a ``context`` column, like the paper's online-ad data), the paper
+    does not say how its models take it; here every model gets the same wide term: a
+    learned bias per context value added to the logit (see :meth:`attach_context`).
+    """
 
     def __init__(self, n_items: int, n_categories: int, embedding_dim: int) -> None:
         super().__init__()
         self.embedding = ItemEmbedding(n_items, n_categories, embedding_dim)
         self.item_dim = self.embedding.out_dim
+        self.context_bias: nn.Embedding | None = None
+
+    def attach_context(self, n_contexts: int) -> None:
+        """Add the per-context logit bias (index 0: unknown context), starting at zero."""
+        self.context_bias = nn.Embedding(n_contexts, 1, padding_idx=0)
+        nn.init.zeros_(self.context_bias.weight)
+
+    def forward(self, batch: Batch) -> ModelOutput:
+        out = self.score(batch)
+        if self.context_bias is None:
+            return out
+        if batch.context is None:
+            raise ValueError("the model was built for a context feature but the batch has none")
+        return replace(out, logit=out.logit + self.context_bias(batch.context).squeeze(-1))
 
     def embed(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Target vector t (B, d), history X (B, L, d) with padded rows zeroed, and the mask."""
@@ -62,7 +84,7 @@ class CTRModel(nn.Module):
     def no_aux_loss(self, like: torch.Tensor) -> torch.Tensor:
         return like.new_zeros(())
 
-    def forward(self, batch: Batch) -> ModelOutput:  # pragma: no cover - abstract
+    def score(self, batch: Batch) -> ModelOutput:  # pragma: no cover - abstract
         raise NotImplementedError
 
 

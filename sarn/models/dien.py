@@ -52,7 +52,7 @@ class DIEN(CTRModel):
         self.aux_net = ClickHead(hidden + d, aux_hidden, batchnorm)
         self.head = OutputHead(3 * d + hidden, head, activation, batchnorm, dice_eval)
 
-    def forward(self, batch: Batch) -> ModelOutput:
+    def score(self, batch: Batch) -> ModelOutput:
         target, history, mask = self.embed(batch)
         states, _ = self.extractor(history, mask)
         _, weights = self.attention(self.query(target), states, mask)

@@ -34,7 +34,7 @@ class DIN(CTRModel):
         self.attention = TargetAttention(d, attention_hidden)
         self.head = OutputHead(4 * d, head, activation, batchnorm, dice_eval)
 
-    def forward(self, batch: Batch) -> ModelOutput:
+    def score(self, batch: Batch) -> ModelOutput:
         target, history, mask = self.embed(batch)
         attended, _ = self.attention(target, history, mask)
         logit = self.head(torch.cat([*sum_pool_features(target, history, mask), attended], dim=-1))

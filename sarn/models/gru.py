@@ -34,7 +34,7 @@ class GRU(CTRModel):
         self.gru = MaskedGRU(d, hidden)
         self.head = OutputHead(3 * d + hidden, head, activation, batchnorm, dice_eval)
 
-    def forward(self, batch: Batch) -> ModelOutput:
+    def score(self, batch: Batch) -> ModelOutput:
         target, history, mask = self.embed(batch)
         _, last = self.gru(history, mask)
         t, summed, product = sum_pool_features(target, history, mask)

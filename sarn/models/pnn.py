@@ -30,7 +30,7 @@ class PNN(CTRModel):
         super().__init__(n_items, n_categories, embedding_dim)
         self.head = OutputHead(3 * self.item_dim, head, activation, batchnorm, dice_eval)
 
-    def forward(self, batch: Batch) -> ModelOutput:
+    def score(self, batch: Batch) -> ModelOutput:
         target, history, mask = self.embed(batch)
         logit = self.head(torch.cat(sum_pool_features(target, history, mask), dim=-1))
         return ModelOutput(logit, self.no_aux_loss(logit))

@@ -65,7 +65,7 @@ class RelationalModel(CTRModel):
         user, scores = self.pool(target, pairs, pair_mask, projection)
         return RelationalView(target, history, mask, relation, pairs, user, scores)
 
-    def forward(self, batch: Batch) -> ModelOutput:
+    def score(self, batch: Batch) -> ModelOutput:
         view = self.relational_view(batch)
         target, history, mask = view.target, view.history, view.mask
         mean = masked_mean(history, mask)

@@ -35,7 +35,7 @@ class WideDeep(CTRModel):
         self.deep = OutputHead(2 * d, head, activation, batchnorm, dice_eval)
         self.wide = nn.Linear(3 * d, 2)
 
-    def forward(self, batch: Batch) -> ModelOutput:
+    def score(self, batch: Batch) -> ModelOutput:
         target, history, mask = self.embed(batch)
         mean = masked_mean(history, mask)
         wide = self.wide(torch.cat([target, mean, target * mean], dim=-1))
