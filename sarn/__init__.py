@@ -7,5 +7,5 @@ The package is split so that dependencies point one way: ``sarn.data`` knows no 
 
 __version__ = "0.1.0"
 
-# glibc allocator settings under which every stage runs (see sarn/__main__.py).
+# glibc allocator settings under which the training stages run (see sarn/__main__.py).
 ALLOCATOR_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "17179869184"}

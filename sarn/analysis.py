@@ -41,7 +41,7 @@ def popular_items(meta: dict, train: dict[str, np.ndarray], categories: list[str
     clicks = np.concatenate([valid, train["item"][train["label"] == 1]])
     counts = np.bincount(clicks, minlength=meta["n_items"])
     item_category = np.array([0, *meta["item_category"]])
-    known = {raw: k + 1 for k, raw in enumerate(meta["category_ids"])}
+    known = {str(raw): k + 1 for k, raw in enumerate(meta["category_ids"])}
     items, cats = [], []
     for raw in categories:
         if raw not in known:
@@ -65,9 +65,10 @@ def _user_row(params: Params, meta: dict, test: dict[str, np.ndarray]) -> int:
     """Row of the chosen test user's negative sample (its positive follows)."""
     figures = params.figures
     if figures.user is not None:
-        if figures.user not in meta["user_ids"]:
+        index = np.flatnonzero(meta["user_ids"] == figures.user)
+        if index.size == 0:
             raise ConfigError(f"figures.user: {figures.user!r} is not a user of the processed data")
-        rows = np.flatnonzero(test["user"] == meta["user_ids"].index(figures.user))
+        rows = np.flatnonzero(test["user"] == index[0])
         if rows.size == 0:
             raise ConfigError(f"figures.user: {figures.user!r} is not a test user")
         return int(rows[0])
@@ -83,10 +84,11 @@ def _user_batch(test: dict[str, np.ndarray], row: int) -> Batch:
     pick = slice(row, row + 2)
 
     def hist(key: str) -> torch.Tensor:
-        return torch.as_tensor(test[key][pick, :length])
+        return torch.as_tensor(test[key][pick, :length], dtype=torch.long)
 
     return Batch(
-        item=torch.as_tensor(test["item"][pick]), category=torch.as_tensor(test["category"][pick]),
+        item=torch.as_tensor(test["item"][pick], dtype=torch.long),
+        category=torch.as_tensor(test["category"][pick], dtype=torch.long),
         timestamp=torch.as_tensor(test["timestamp"][pick]), hist_item=hist("hist_item"),
         hist_category=hist("hist_category"), hist_timestamp=hist("hist_timestamp"),
         neg_item=hist("neg_item"), neg_category=hist("neg_category"),
@@ -97,7 +99,7 @@ def _user_batch(test: dict[str, np.ndarray], row: int) -> Batch:
 @torch.no_grad()
 def figure_data(params: Params, data_dir: Path, snapshots_dir: Path, out_dir: Path) -> None:
     """Write Fig. 5a's matrices (one per snapshot), Fig. 5b's and Fig. 6's, with a manifest."""
-    meta = load_meta(data_dir)
+    meta = load_meta(data_dir, with_ids=True)
     train, test = load_split(data_dir, "train"), load_split(data_dir, "test")
     manifest = json.loads((snapshots_dir / "snapshots.json").read_text(encoding="utf-8"))
     items, cats = popular_items(meta, train, params.figures.categories, params.figures.items_per_category)
@@ -123,7 +125,7 @@ def figure_data(params: Params, data_dir: Path, snapshots_dir: Path, out_dir: Pa
             _matrix(view.scores[k], visited).to_csv(tmp / f"fig6_{kind}.csv")
             target = _labels(meta, batch.item[k : k + 1].numpy(), batch.category[k : k + 1].numpy())[0]
             candidates[kind] = {"item": target, "click_probability": float(probability[k])}
-        user = meta["user_ids"][int(test["user"][row])]
+        user = str(meta["user_ids"][int(test["user"][row])])
         write_json(tmp / "figures.json", {
             "snapshots": snapshots, "categories": params.figures.categories,
             "user": user, "candidates": candidates,

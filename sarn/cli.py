@@ -24,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     raw = sub.add_parser("raw", help="produce a dataset's raw click log")
     raw.add_argument("--dataset", required=True)
     raw.add_argument("--out", type=Path, required=True, help="raw data folder")
+    raw.add_argument("--downloads", type=Path, default=Path("data/download"),
+                     help="where published files are fetched to, or placed by hand (default: %(default)s)")
 
     pre = sub.add_parser("preprocess", help="build train/valid/test samples from a raw log")
     pre.add_argument("--dataset", required=True)
@@ -96,7 +98,7 @@ def _run(args: argparse.Namespace) -> None:
     if args.command == "raw":
         from sarn.data.prepare import make_raw
 
-        make_raw(args.dataset, params.datasets[args.dataset], args.out)
+        make_raw(args.dataset, params.datasets[args.dataset], args.out, args.downloads)
     elif args.command == "preprocess":
         from sarn.data.prepare import preprocess
 

@@ -56,15 +56,16 @@ class GeneratorSpec(_Strict):
         return self
 
 
-class SplitSpec(_Strict):
-    """Share of users in each part (the paper: about 80% for training)."""
+class UserSplitSpec(_Strict):
+    """Split by user: each user's samples go to one part (the paper: about 80% train)."""
 
+    by: Literal["user"]
     train: Fraction
     valid: Fraction
     test: Fraction
 
     @model_validator(mode="after")
-    def _sums_to_one(self) -> SplitSpec:
+    def _sums_to_one(self) -> UserSplitSpec:
         total = self.train + self.valid + self.test
         if abs(total - 1.0) > 1e-9:
             raise ValueError(f"train + valid + test must be 1, got {total}")
@@ -73,22 +74,102 @@ class SplitSpec(_Strict):
         return self
 
 
+class TimeSplitSpec(_Strict):
+    """Split by time: samples at or after ``cutoff`` (seconds) are the test set; the users
+    of earlier samples are split into train and validation by the ``valid`` share."""
+
+    by: Literal["time"]
+    cutoff: NonNegativeInt
+    valid: Annotated[float, Field(gt=0, lt=1)]
+
+
 class ProtocolSpec(_Strict):
     """How samples are built from a raw log (data.md: the DIEN protocol as SARN uses it)."""
 
     min_history: PositiveInt
     max_len: PositiveInt
-    split: SplitSpec
+    split: Annotated[UserSplitSpec | TimeSplitSpec, Field(discriminator="by")]
+    # Logs with a label column only (the paper's online-ad data): share of training
+    # negatives dropped at random (the paper: over 99%). Must be 0 for click-only logs.
+    negative_drop: Annotated[float, Field(ge=0, lt=1)]
     seed: int
 
 
-class SyntheticDatasetSpec(_Strict):
-    source: Literal["synthetic"]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class RemoteFileSpec(_Strict):
+    """A published file: its name under data/download/, where to get it (tried in order),
+    and its SHA-256 (null: recorded in data/download/SHA256SUMS at first download and
+    enforced from then on)."""
+
+    file: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]+$")]
+    urls: Annotated[list[str], Field(min_length=1)]
+    sha256: Sha256 | None
+
+
+class CoreSpec(_Strict):
+    """k-core filter, repeated until stable: every user and every item keeps at least
+    this many interactions (1 keeps everything)."""
+
+    users: PositiveInt
+    items: PositiveInt
+
+
+class SyntheticSource(_Strict):
+    kind: Literal["synthetic"]
     generator: GeneratorSpec
+
+
+class AmazonSource(_Strict):
+    """Amazon 2014 review file and its metadata (categories[0][-1] is an item's category)."""
+
+    kind: Literal["amazon"]
+    reviews: RemoteFileSpec
+    meta: RemoteFileSpec
+    core: CoreSpec
+
+
+class TaobaoSource(_Strict):
+    """Taobao UserBehavior: the zipped CSV, the behaviours kept and the time window."""
+
+    kind: Literal["taobao"]
+    archive: RemoteFileSpec
+    behaviors: Annotated[list[Literal["pv", "buy", "cart", "fav"]], Field(min_length=1)]
+    window: Annotated[list[NonNegativeInt], Field(min_length=2, max_length=2)]  # [first, last] second
+    core: CoreSpec
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TaobaoSource:
+        if self.window[0] > self.window[1]:
+            raise ValueError("window must be [first, last] with first <= last")
+        return self
+
+
+class LogSource(_Strict):
+    """A user's own log: CSV or parquet with user_id, item_id, category_id, timestamp and
+    optionally label (0/1 impressions) and context (one categorical feature)."""
+
+    kind: Literal["log"]
+    path: str
+    core: CoreSpec
+
+
+SourceSpec = Annotated[SyntheticSource | AmazonSource | TaobaoSource | LogSource, Field(discriminator="kind")]
+
+
+class DatasetSpec(_Strict):
+    """Where the raw log comes from (the raw stage) and how samples are built from it
+    (the preprocess stage); the two stages depend on these two keys separately."""
+
+    source: SourceSpec
     protocol: ProtocolSpec
 
-
-DatasetSpec = SyntheticDatasetSpec
+    @model_validator(mode="after")
+    def _labels_only_for_logs(self) -> DatasetSpec:
+        if self.protocol.negative_drop and self.source.kind != "log":
+            raise ValueError("protocol.negative_drop applies to logs with labels; it must be 0 here")
+        return self
 
 
 class TrainingSpec(_Strict):

@@ -39,6 +39,10 @@ def table1_display(stats: list[dict]) -> pd.DataFrame:
     paper's row beneath where the dataset is one of the paper's."""
     rows = []
     for entry in stats:
+        before = entry.get("source", {}).get("before_core")
+        if before is not None and before != {c: entry[c] for c in TABLE1_COLUMNS}:
+            rows.append({"dataset": entry["dataset"], "source": "this run, before the core filter",
+                         **{c: f"{before[c]:,}" for c in TABLE1_COLUMNS}})
         rows.append({"dataset": entry["dataset"], "source": "this run",
                      **{c: f"{entry[c]:,}" for c in TABLE1_COLUMNS}})
         if entry["dataset"] in PAPER_TABLE1:
@@ -98,6 +102,9 @@ def _metric_summary(runs: pd.DataFrame) -> dict:
     row: dict = {"n_runs": int(len(runs))}
     for metric in METRICS:
         values = runs[f"test_{metric}"].astype(float)
+        if values.isna().all():  # not reported for this data (a log with labels: AUC only)
+            row[f"{metric}_mean"] = row[f"{metric}_std"] = None
+            continue
         row[f"{metric}_mean"] = float(values.mean())
         row[f"{metric}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
     return row
@@ -177,7 +184,8 @@ def table3_display(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _pm(mean: pd.Series, std: pd.Series) -> list[str]:
-    return [f"{m:.4f} ± {s:.4f}" for m, s in zip(mean, std, strict=True)]
+    """'mean ± std' cells; '—' where the metric is not reported (AUC only for logs with labels)."""
+    return ["—" if pd.isna(m) else f"{m:.4f} ± {s:.4f}" for m, s in zip(mean, std, strict=True)]
 
 
 def _num(values: pd.Series, fmt: str) -> list[str]:

@@ -19,8 +19,8 @@ from sarn.atomic import dumps_json, write_text
 STAMP_DIR = Path(".sarn") / "params"
 
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
-    "raw": ("datasets.{dataset}",),
-    "preprocess": ("datasets.{dataset}",),
+    "raw": ("datasets.{dataset}.source",),
+    "preprocess": ("datasets.{dataset}.protocol",),
     "train": ("models.{model}", "experiment.n_seeds", "experiment.seed", "runtime"),
     "aggregate": ("experiment.datasets", "experiment.models"),
     "sweep": ("models.{model}", "table3.n_seeds", "experiment.seed", "runtime"),

@@ -71,10 +71,10 @@ def test_unknown_model_lists_known_ones(params_dict: dict) -> None:
 
 
 def test_experiment_must_reference_defined_entries(params_dict: dict) -> None:
-    params_dict["experiment"]["datasets"] = ["default", "electronics"]
+    params_dict["experiment"]["datasets"] = ["default", "movielens"]
     params_dict["experiment"]["models"] = ["din", "transformer"]
     message = _error(params_dict)
-    assert "experiment.datasets.1: 'electronics' is not a key of datasets" in message
+    assert "experiment.datasets.1: 'movielens' is not a key of datasets" in message
     assert "experiment.models.1: 'transformer' is not a key of models" in message
 
 
@@ -84,7 +84,7 @@ def test_split_must_sum_to_one(params_dict: dict) -> None:
 
 
 def test_generator_consistency(params_dict: dict) -> None:
-    params_dict["datasets"]["default"]["generator"]["interests_per_user"] = 99
+    params_dict["datasets"]["default"]["source"]["generator"]["interests_per_user"] = 99
     assert "interests_per_user must not exceed n_interests" in _error(params_dict)
 
 
@@ -127,3 +127,31 @@ def test_repeated_run_names_are_refused(params_dict: dict) -> None:
 def test_sweep_lengths_must_fit_the_stored_histories(params_dict: dict) -> None:
     params_dict["table3"]["lengths"] = [5, 50]
     assert "table3.lengths.1: 50 is longer than the histories stored" in _error(params_dict)
+
+
+def test_split_by_time_and_sources_are_checked_by_kind(params_dict: dict) -> None:
+    books = params_dict["datasets"]["books"]
+    books["protocol"]["split"] = {"by": "time", "cutoff": 1389225600, "valid": 0.1}
+    validate(params_dict)  # the documented variant is valid
+    books["protocol"]["split"] = {"by": "time", "cutoff": "1389225600", "valid": 0.1}
+    assert "datasets.books.protocol.split.time.cutoff" in _error(params_dict)
+    books["protocol"]["split"] = {"by": "season"}
+    assert "datasets.books.protocol.split" in _error(params_dict)
+    books["protocol"]["split"] = {"by": "user", "train": 0.8, "valid": 0.1, "test": 0.1}
+    books["source"]["reviews"]["sha256"] = "abc"
+    assert "datasets.books.source.amazon.reviews.sha256" in _error(params_dict)
+    books["source"]["reviews"]["sha256"] = None
+    books["source"]["kind"] = "movielens"
+    assert "datasets.books.source" in _error(params_dict)
+
+
+def test_negative_drop_only_for_logs(params_dict: dict) -> None:
+    params_dict["datasets"]["taobao"]["protocol"]["negative_drop"] = 0.99
+    assert "negative_drop applies to logs with labels" in _error(params_dict)
+    params_dict["datasets"]["taobao"]["protocol"]["negative_drop"] = 1.0
+    assert "datasets.taobao.protocol.negative_drop" in _error(params_dict)
+
+
+def test_taobao_window_must_be_ordered(params_dict: dict) -> None:
+    params_dict["datasets"]["taobao"]["source"]["window"] = [1512316799, 1511539200]
+    assert "window must be [first, last]" in _error(params_dict)

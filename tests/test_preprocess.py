@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from sarn.data.arrays import load_arrays, save_arrays
-from sarn.data.raw import COLUMNS
+from sarn.data.raw import COLUMNS, as_log
 from sarn.data.samples import build_samples
 from sarn.errors import DataError
 from sarn.params import ProtocolSpec
@@ -69,17 +69,18 @@ CATEGORY = {f"i{k}": c for k, c in [(1, "c1"), (2, "c1"), (3, "c2"), (4, "c2"), 
 def _log() -> pd.DataFrame:
     frame = pd.read_csv(io.StringIO(LOG), dtype=str)
     frame["timestamp"] = frame["timestamp"].astype(np.int64)
-    return frame
+    return as_log(frame)
 
 
 def _protocol(**over) -> ProtocolSpec:
-    spec = {"min_history": 4, "max_len": 4, "split": {"train": 0.6, "valid": 0.2, "test": 0.2}, "seed": 5}
+    spec = {"min_history": 4, "max_len": 4, "split": {"by": "user", "train": 0.6, "valid": 0.2, "test": 0.2},
+            "negative_drop": 0.0, "seed": 5}
     spec.update(over)
     return ProtocolSpec.model_validate(spec)
 
 
 def _decode(meta: dict, index: np.ndarray, key: str) -> list[str | None]:
-    ids = meta[key]
+    ids = meta["ids"][key]
     return [ids[i - 1] if i > 0 else None for i in index]
 
 
@@ -137,7 +138,7 @@ def test_vocabulary_comes_from_training_users_only() -> None:
     used = set(train["item"].tolist()) | set(train["hist_item"].ravel().tolist())
     used |= set(train["neg_item"].ravel().tolist())
     assert set(range(1, meta["n_items"])) == used - {0}
-    assert meta["n_items"] == len(meta["item_ids"]) + 1
+    assert meta["n_items"] == len(meta["ids"]["item_ids"]) + 1
 
 
 def test_the_same_seed_gives_the_same_samples_and_another_seed_another_split() -> None:
@@ -160,13 +161,13 @@ def test_history_negatives_differ_from_the_clicked_item() -> None:
 
 
 def test_no_user_with_enough_history_is_an_error() -> None:
-    with pytest.raises(DataError, match="no user has at least 10 clicks"):
+    with pytest.raises(DataError, match="no sample has at least 10 earlier clicks"):
         build_samples(_log(), _protocol(min_history=10))
 
 
 def test_too_few_users_for_the_split_is_an_error() -> None:
     with pytest.raises(DataError, match="too few for the split"):
-        build_samples(_log(), _protocol(split={"train": 0.98, "valid": 0.01, "test": 0.01}))
+        build_samples(_log(), _protocol(split={"by": "user", "train": 0.98, "valid": 0.01, "test": 0.01}))
 
 
 def test_sample_files_round_trip_and_are_byte_deterministic(tmp_path) -> None:
@@ -199,3 +200,103 @@ def test_wrong_schema_version_and_garbage_are_refused(tmp_path) -> None:
 
 def test_columns_are_the_raw_schema() -> None:
     assert tuple(_log().columns) == COLUMNS
+
+
+# A log with labels and a context (the paper's online-ad data), split by time at 45.
+LABELED = textwrap.dedent(
+    """\
+    user_id,item_id,category_id,timestamp,label,context
+    a,i1,c1,10,1,web
+    a,i2,c1,20,0,app
+    a,i3,c2,30,1,web
+    a,i4,c2,40,1,web
+    a,i5,c1,50,0,app
+    a,i6,c1,60,1,web
+    b,i3,c2,15,1,app
+    b,i1,c1,5,1,app
+    b,i2,c1,25,0,web
+    b,i4,c2,35,1,web
+    b,i6,c1,47,1,app
+    """
+)
+# (user, item, label, context, history): every impression with at least one earlier
+# click; histories hold earlier *clicks* only, the latest two.
+LABELED_EXPECTED = {
+    "early": {
+        ("a", "i2", 0, "app", ("i1",)), ("a", "i3", 1, "web", ("i1",)), ("a", "i4", 1, "web", ("i1", "i3")),
+        ("b", "i3", 1, "app", ("i1",)), ("b", "i2", 0, "web", ("i1", "i3")), ("b", "i4", 1, "web", ("i1", "i3")),
+    },
+    "test": {("a", "i5", 0, "app", ("i3", "i4")), ("a", "i6", 1, "web", ("i3", "i4")),
+             ("b", "i6", 1, "app", ("i3", "i4"))},
+}
+
+
+def _labeled_protocol(**over) -> ProtocolSpec:
+    spec = {"min_history": 1, "max_len": 2, "split": {"by": "time", "cutoff": 45, "valid": 0.5},
+            "negative_drop": 0.0, "seed": 1}
+    return ProtocolSpec.model_validate(spec | over)
+
+
+def _decoded(meta: dict, arrays: dict[str, np.ndarray]) -> set[tuple]:
+    ids = meta["ids"]
+    users = ids["user_ids"]
+
+    def name(key: str, index: int) -> str | None:
+        return ids[key][index - 1] if index > 0 else None
+
+    return {(users[arrays["user"][r]], name("item_ids", arrays["item"][r]), int(arrays["label"][r]),
+             name("context_ids", arrays["context"][r]),
+             tuple(name("item_ids", i) for i in arrays["hist_item"][r, : arrays["length"][r]]))
+            for r in range(arrays["label"].size)}
+
+
+def test_a_log_with_labels_gives_every_impression_split_by_time() -> None:
+    frame = as_log(pd.read_csv(io.StringIO(LABELED), dtype={"user_id": str, "item_id": str}))
+    splits, meta = build_samples(frame, _labeled_protocol())
+    assert meta["labeled"] and meta["n_contexts"] == 3
+    early_users = [{meta["ids"]["user_ids"][u] for u in splits[s]["user"]} for s in ("train", "valid")]
+    assert sorted(map(sorted, early_users)) == [["a"], ["b"]]  # one user each, by the valid share
+    train = _decoded(meta, splits["train"])
+    assert train | _decoded(meta, splits["valid"]) == LABELED_EXPECTED["early"]
+    # Ids outside the training vocabulary (targets, histories and their sampled
+    # negatives) are unknown (None) in the test set; the rest decode exactly.
+    known_items = set(meta["ids"]["item_ids"])
+    assert {i for s in train for i in (s[1], *s[4])} <= known_items
+    expected_test = {(u, i if i in known_items else None, y, c, tuple(h if h in known_items else None for h in hist))
+                     for u, i, y, c, hist in LABELED_EXPECTED["test"]}
+    assert _decoded(meta, splits["test"]) == expected_test
+    assert (splits["test"]["timestamp"] >= 45).all() and (splits["train"]["timestamp"] < 45).all()
+
+
+def test_negative_drop_thins_training_negatives_only() -> None:
+    rng = np.random.default_rng(3)
+    n = 20_000
+    frame = as_log(pd.DataFrame({
+        "user_id": rng.integers(0, 300, n).astype(str), "item_id": rng.integers(0, 500, n).astype(str),
+        "category_id": "c", "timestamp": rng.integers(0, 1000, n), "label": (rng.random(n) < 0.3).astype(int),
+    }))
+    full, _ = build_samples(frame, _labeled_protocol(split={"by": "time", "cutoff": 800, "valid": 0.1}))
+    thin, _ = build_samples(frame, _labeled_protocol(split={"by": "time", "cutoff": 800, "valid": 0.1},
+                                                     negative_drop=0.99))
+    for name in ("valid", "test"):
+        np.testing.assert_array_equal(full[name]["label"], thin[name]["label"])
+    assert (thin["train"]["label"] == 1).sum() == (full["train"]["label"] == 1).sum()
+    kept = (thin["train"]["label"] == 0).sum() / (full["train"]["label"] == 0).sum()
+    assert 0.003 < kept < 0.02
+
+
+def test_labels_need_a_time_split_and_click_logs_no_negative_drop() -> None:
+    frame = as_log(pd.read_csv(io.StringIO(LABELED), dtype={"user_id": str, "item_id": str}))
+    with pytest.raises(DataError, match="a log with labels is split by time"):
+        build_samples(frame, _protocol())
+    with pytest.raises(DataError, match="negative_drop applies to logs with a label column"):
+        build_samples(_log(), _protocol(negative_drop=0.5))
+
+
+def test_split_by_time_sends_late_targets_to_test() -> None:
+    splits, meta = build_samples(_log(), _protocol(split={"by": "time", "cutoff": 40, "valid": 0.25}))
+    users = meta["ids"]["user_ids"]
+    # Targets at or after 40: ann (60), eve (50); the others (cat 9, dan 6, zed 5) are early.
+    assert sorted({users[u] for u in splits["test"]["user"]}) == ["ann", "eve"]
+    early = [users[u] for s in ("train", "valid") for u in splits[s]["user"]]
+    assert sorted(set(early)) == ["cat", "dan", "zed"] and splits["valid"]["label"].size == 2

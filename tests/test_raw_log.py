@@ -1,4 +1,4 @@
-"""Bad raw click logs stop with an error naming the file and line."""
+"""A user's own log: read, checked row by row, and bad input stopped with the file and line."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from sarn.data.prepare import preprocess
-from sarn.data.raw import read_clicks, write_clicks
+from sarn.data.raw import columns_of, read_log, read_user_log, write_log
 from sarn.errors import DataError
 from sarn.params import validate
 
@@ -17,51 +17,77 @@ def _write(tmp_path, text: str):
     return path
 
 
-def test_round_trip(tmp_path) -> None:
-    frame = pd.DataFrame({"user_id": ["u1"], "item_id": ["i1"], "category_id": ["c"], "timestamp": [5]})
-    write_clicks(tmp_path / "c.csv", frame)
-    back = read_clicks(tmp_path / "c.csv")
-    assert back.to_dict("records") == [{"user_id": "u1", "item_id": "i1", "category_id": "c", "timestamp": 5}]
+def test_csv_and_parquet_logs_round_trip_through_the_stored_log(tmp_path) -> None:
+    frame = pd.DataFrame({"user_id": ["u1", "u2"], "item_id": ["i1", "i2"], "category_id": ["c", "c"],
+                          "timestamp": [5, 7], "label": [1, 0], "context": ["web", "app"]})
+    frame.to_csv(tmp_path / "log.csv", index=False)
+    frame.to_parquet(tmp_path / "log.parquet")
+    for name in ("log.csv", "log.parquet"):
+        write_log(tmp_path / "stored.npz", columns_of(read_user_log(tmp_path / name)))
+        back = read_log(tmp_path / "stored.npz")
+        assert back.astype({c: str for c in ("user_id", "item_id", "category_id", "context")}).to_dict(
+            "records") == frame.to_dict("records")
+        assert back["label"].dtype == "int8" and back["timestamp"].dtype == "int64"
+
+
+def test_labels_must_be_0_or_1_and_include_a_click(tmp_path) -> None:
+    header = "user_id,item_id,category_id,timestamp,label\n"
+    with pytest.raises(DataError, match=r"clicks.csv: line 3: label '2' is not 0 or 1"):
+        read_user_log(_write(tmp_path, header + "u,i,c,3,1\nu,i,c,4,2\n"))
+    with pytest.raises(DataError, match="clicks.csv: no positive labels"):
+        read_user_log(_write(tmp_path, header + "u,i,c,3,0\nu,j,c,4,0\n"))
+
+
+def test_parquet_errors_name_the_row(tmp_path) -> None:
+    path = tmp_path / "log.parquet"
+    pd.DataFrame({"user_id": ["u", "v"], "item_id": ["i", "j"], "category_id": ["c", "c"],
+                  "timestamp": ["3", "soon"]}).to_parquet(path)
+    with pytest.raises(DataError, match=r"log.parquet: row 2: timestamp 'soon' is not an integer"):
+        read_user_log(path)
+    path.write_bytes(b"PAR1 not really")
+    with pytest.raises(DataError, match="not a readable parquet file"):
+        read_user_log(path)
 
 
 def test_missing_file(tmp_path) -> None:
     with pytest.raises(DataError, match="clicks.csv: click log not found"):
-        read_clicks(tmp_path / "clicks.csv")
+        read_user_log(tmp_path / "clicks.csv")
 
 
 def test_empty_file(tmp_path) -> None:
     with pytest.raises(DataError, match="the file is empty"):
-        read_clicks(_write(tmp_path, ""))
+        read_user_log(_write(tmp_path, ""))
 
 
 def test_header_only(tmp_path) -> None:
-    with pytest.raises(DataError, match="no rows after the header"):
-        read_clicks(_write(tmp_path, "user_id,item_id,category_id,timestamp\n"))
+    with pytest.raises(DataError, match="clicks.csv: no rows"):
+        read_user_log(_write(tmp_path, "user_id,item_id,category_id,timestamp\n"))
 
 
 def test_missing_column(tmp_path) -> None:
     with pytest.raises(DataError, match=r"missing column\(s\) category_id"):
-        read_clicks(_write(tmp_path, "user_id,item_id,timestamp\nu,i,3\n"))
+        read_user_log(_write(tmp_path, "user_id,item_id,timestamp\nu,i,3\n"))
 
 
 def test_non_numeric_timestamp_names_the_line(tmp_path) -> None:
     text = "user_id,item_id,category_id,timestamp\nu,i,c,3\nu,j,c,yesterday\n"
     with pytest.raises(DataError, match=r"clicks.csv: line 3: timestamp 'yesterday' is not an integer"):
-        read_clicks(_write(tmp_path, text))
+        read_user_log(_write(tmp_path, text))
 
 
 def test_empty_id_names_the_line(tmp_path) -> None:
     text = "user_id,item_id,category_id,timestamp\nu,i,c,3\nu,,c,4\n"
     with pytest.raises(DataError, match="line 3: empty item_id"):
-        read_clicks(_write(tmp_path, text))
+        read_user_log(_write(tmp_path, text))
 
 
 def test_failed_preprocess_leaves_no_output(tmp_path, params_dict) -> None:
     spec = validate(params_dict).datasets["default"]
     raw = tmp_path / "raw"
     raw.mkdir()
-    (raw / "clicks.csv").write_text("user_id,item_id,category_id,timestamp\nu,i,c,3\n")
-    with pytest.raises(DataError, match="no user has at least"):
+    write_log(raw / "clicks.npz", columns_of(pd.DataFrame(
+        {"user_id": ["u"], "item_id": ["i"], "category_id": ["c"], "timestamp": [3]})))
+    with pytest.raises(DataError, match="no sample has at least"):
         preprocess("default", spec, raw, tmp_path / "processed")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]
 
@@ -85,14 +111,53 @@ def test_cli_rejects_unknown_names_with_exit_code_2(tmp_path, capsys) -> None:
 def test_wrong_field_counts_and_blank_lines_name_the_line(tmp_path) -> None:
     header = "user_id,item_id,category_id,timestamp\n"
     with pytest.raises(DataError, match="malformed CSV"):
-        read_clicks(_write(tmp_path, header + "u,i,c,3\nu,i,c,4,extra\n"))
+        read_user_log(_write(tmp_path, header + "u,i,c,3\nu,i,c,4,extra\n"))
     with pytest.raises(DataError, match="line 3: empty timestamp"):
-        read_clicks(_write(tmp_path, header + "u,i,c,3\nu,i,c\n"))
+        read_user_log(_write(tmp_path, header + "u,i,c,3\nu,i,c\n"))
     with pytest.raises(DataError, match="line 3: empty user_id"):
-        read_clicks(_write(tmp_path, header + "u,i,c,3\n\nu,i,c,5\n"))
+        read_user_log(_write(tmp_path, header + "u,i,c,3\n\nu,i,c,5\n"))
     with pytest.raises(DataError, match="line 2: empty user_id"):
-        read_clicks(_write(tmp_path, header + "  ,i,c,3\n"))
+        read_user_log(_write(tmp_path, header + "  ,i,c,3\n"))
     path = tmp_path / "latin.csv"
     path.write_bytes(header.encode() + "u,caf\xe9,c,3\n".encode("latin-1"))
     with pytest.raises(DataError, match="not UTF-8 text"):
-        read_clicks(path)
+        read_user_log(path)
+
+
+def test_a_labeled_log_with_context_runs_through_every_stage_and_reports_auc_only(tmp_path, monkeypatch) -> None:
+    import json
+
+    import numpy as np
+    import yaml
+
+    from sarn.cli import main
+    from tests.conftest import tiny_params
+
+    rng = np.random.default_rng(0)
+    n = 6000
+    log = pd.DataFrame({"user_id": rng.integers(0, 150, n), "item_id": rng.integers(0, 80, n),
+                        "timestamp": rng.integers(0, 10_000, n), "context": rng.choice(["web", "app"], n)})
+    log["category_id"] = log["item_id"] % 7
+    log["label"] = (rng.random(n) < np.where(log["context"] == "web", 0.5, 0.2)).astype(int)
+    log.to_parquet(tmp_path / "impressions.parquet")
+    params = tiny_params()
+    params["datasets"]["mine"] = {
+        "source": {"kind": "log", "path": str(tmp_path / "impressions.parquet"), "core": {"users": 2, "items": 2}},
+        "protocol": {"min_history": 1, "max_len": 10, "split": {"by": "time", "cutoff": 8000, "valid": 0.2},
+                     "negative_drop": 0.5, "seed": 0},
+    }
+    params["experiment"].update(datasets=["mine"], n_seeds=1)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    for argv in (["raw", "--dataset", "mine", "--out", "data/raw/mine"],
+                 ["preprocess", "--dataset", "mine", "--raw", "data/raw/mine", "--out", "data/processed/mine"],
+                 *(["train", "--dataset", "mine", "--model", model, "--data", "data/processed/mine",
+                    "--out", f"results/table2/mine/{model}"] for model in params["experiment"]["models"]),
+                 ["aggregate", "--results", "results/table2", "--table", "table2.csv", "--metrics", "metrics.json"]):
+        assert main(argv) == 0, argv
+    meta = json.loads((tmp_path / "data/processed/mine/meta.json").read_text())
+    assert meta["labeled"] and meta["n_contexts"] == 3
+    metrics = json.loads((tmp_path / "metrics.json").read_text())["mine"]["din"]
+    assert 0.5 < metrics["auc_mean"] <= 1 and "logloss_mean" not in metrics and "gauc_mean" not in metrics
+    runs = pd.read_csv(tmp_path / "results/table2/mine/din/runs.csv")
+    assert runs["test_logloss"].isna().all() and runs["test_auc"].notna().all()

@@ -69,3 +69,12 @@ def test_table1_puts_the_papers_row_beside_ours() -> None:
     assert shown.loc[("default", "this run"), "interactions"] == "42,492"
     assert ("default", "paper") not in shown.index
     assert shown.loc[("electronics", "paper"), "users"] == "192,403"
+
+
+def test_table1_shows_the_counts_before_the_core_filter_where_it_dropped_rows() -> None:
+    before = {"users": 987_994, "items": 4_162_024, "categories": 9_439, "interactions": 89_716_264}
+    shown = table1_display([{"dataset": "taobao", "users": 970_000, "items": 1_200_000, "categories": 8_000,
+                             "interactions": 85_000_000, "source": {"before_core": before}}])
+    assert shown.loc[("taobao", "this run, before the core filter"), "interactions"] == "89,716,264"
+    assert shown.loc[("taobao", "this run"), "items"] == "1,200,000"
+    assert shown.loc[("taobao", "paper"), "items"] == "4,068,211"

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from sarn.data.raw import as_log
 from sarn.data.samples import build_samples
 from sarn.data.synthetic import generate_clicks
 from sarn.errors import TrainingError
@@ -20,7 +21,7 @@ from tests.conftest import tiny_params
 def tiny():
     params = validate(tiny_params())
     spec = params.datasets["default"]
-    splits, meta = build_samples(generate_clicks(spec.generator), spec.protocol)
+    splits, meta = build_samples(as_log(generate_clicks(spec.source.generator)), spec.protocol)
     data = {name: DeviceSamples(arrays, torch.device("cpu")) for name, arrays in splits.items()}
     return params, data, meta
 

@@ -1,4 +1,4 @@
-"""Sample arrays on disk: a versioned, byte-deterministic .npz container.
+"""Arrays on disk (samples, raw logs): a versioned, byte-deterministic .npz container.
 
 numpy's own savez stamps the current time into the zip, so two identical runs would
 write different bytes and make DVC rerun everything downstream. Here every member
@@ -15,7 +15,7 @@ import numpy as np
 from sarn.atomic import atomic_path
 from sarn.errors import DataError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: raw ids moved from meta.json to ids.npz; optional context
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 
 

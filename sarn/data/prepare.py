@@ -1,8 +1,11 @@
 """The two data stages: produce a raw click log, then turn it into sample files.
 
-Layout of a processed dataset folder: ``train.npz``, ``valid.npz``, ``test.npz``
-(see :mod:`sarn.data.arrays`), ``meta.json`` (vocabulary sizes and the raw ids behind
-every index) and ``stats.json`` (Table I's columns and what the protocol kept).
+Layout of a raw dataset folder: ``clicks.parquet`` (see :mod:`sarn.data.raw`) and
+``source.json`` (which files it came from, their checksums, and how many rows each
+filter dropped). Layout of a processed dataset folder: ``train.npz``, ``valid.npz``,
+``test.npz`` (see :mod:`sarn.data.arrays`), ``meta.json`` (vocabulary sizes),
+``ids.npz`` (the raw ids behind every index) and ``stats.json`` (Table I's columns and
+what the protocol kept).
 """
 
 from __future__ import annotations
@@ -12,39 +15,79 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from sarn.atomic import atomic_dir, write_json
+from sarn.data.amazon import read_amazon
 from sarn.data.arrays import load_arrays, save_arrays
-from sarn.data.raw import read_clicks, write_clicks
+from sarn.data.download import DOWNLOAD_DIR, fetch, sha256_of
+from sarn.data.raw import LOG_FILE, columns_of, counts, k_core, read_log, read_user_log, write_log
 from sarn.data.samples import SPLITS, build_samples
 from sarn.data.synthetic import generate_clicks
+from sarn.data.taobao import read_taobao
 from sarn.errors import DataError
-from sarn.params import DatasetSpec
+from sarn.params import AmazonSource, DatasetSpec, LogSource, SyntheticSource, TaobaoSource
 
 log = logging.getLogger(__name__)
 
-RAW_FILE = "clicks.csv"
+SOURCE_FILE = "source.json"
+IDS_FILE = "ids.npz"
 
 
-def make_raw(name: str, spec: DatasetSpec, out_dir: Path) -> None:
+def _read_source(name: str, spec: DatasetSpec, downloads: Path) -> tuple[pd.DataFrame, dict]:
+    """The source's log before the core filter, and what describes where it came from."""
+    source = spec.source
+    key = f"datasets.{name}.source"
+    if isinstance(source, SyntheticSource):
+        log.info("raw[%s]: generating the embedded click log (%s users)", name, source.generator.n_users)
+        return generate_clicks(source.generator), {"kind": "synthetic"}
+    if isinstance(source, AmazonSource):
+        (reviews, reviews_sha), (meta, meta_sha) = (fetch(source.reviews, f"{key}.reviews", downloads),
+                                                     fetch(source.meta, f"{key}.meta", downloads))
+        log.info("raw[%s]: parsing %s and %s", name, reviews, meta)
+        files = {reviews.name: reviews_sha, meta.name: meta_sha}
+        return read_amazon(reviews, meta), {"kind": "amazon", "files": files}
+    if isinstance(source, TaobaoSource):
+        archive, digest = fetch(source.archive, f"{key}.archive", downloads)
+        log.info("raw[%s]: parsing %s", name, archive)
+        frame, dropped = read_taobao(archive, source.behaviors, source.window)
+        return frame, {"kind": "taobao", "files": {archive.name: digest}, **dropped}
+    if isinstance(source, LogSource):
+        path = Path(source.path)
+        if not path.is_file():
+            raise DataError(f"{key}.path: {path} does not exist (expected a CSV or parquet click log)")
+        return read_user_log(path), {"kind": "log", "files": {str(path): sha256_of(path)}}
+    raise AssertionError(f"unhandled source {source!r}")  # pragma: no cover - the schema is closed
+
+
+def make_raw(name: str, spec: DatasetSpec, out_dir: Path, downloads: Path = DOWNLOAD_DIR) -> None:
     """Produce the raw click log of dataset ``name`` in ``out_dir``."""
-    log.info("raw[%s]: generating the embedded click log (%s users)", name, spec.generator.n_users)
-    clicks = generate_clicks(spec.generator)
+    frame, described = _read_source(name, spec, downloads)
+    columns = columns_of(frame)
+    del frame  # the columns alone hold the data now: the core filter frees them one by one
+    before = counts(columns)
+    core = getattr(spec.source, "core", None)
+    rounds = k_core(columns, core) if core is not None else 0
+    described |= {"before_core": before, "core_rounds": rounds, "after_core": counts(columns)}
     with atomic_dir(out_dir) as tmp:
-        write_clicks(tmp / RAW_FILE, clicks)
-    log.info("raw[%s]: %d clicks written to %s", name, len(clicks), out_dir / RAW_FILE)
+        write_log(tmp / LOG_FILE, columns)
+        write_json(tmp / SOURCE_FILE, described)
+    log.info("raw[%s]: %d rows written to %s (%s)", name, before["interactions"], out_dir / LOG_FILE, described)
 
 
 def preprocess(name: str, spec: DatasetSpec, raw_dir: Path, out_dir: Path) -> None:
     """Build train/valid/test samples from ``raw_dir`` into ``out_dir``."""
-    clicks = read_clicks(raw_dir / RAW_FILE)
-    log.info("preprocess[%s]: %d clicks read; building samples", name, len(clicks))
-    splits, meta = build_samples(clicks, spec.protocol)
+    log.info("preprocess[%s]: reading %s and building samples", name, raw_dir / LOG_FILE)
+    source = raw_dir / SOURCE_FILE
+    filtering = json.loads(source.read_text(encoding="utf-8")) if source.is_file() else {}
     with atomic_dir(out_dir) as tmp:
-        for split, arrays in splits.items():
-            save_arrays(tmp / f"{split}.npz", arrays)
-        write_json(tmp / "meta.json", {k: v for k, v in meta.items() if k != "statistics"})
-        write_json(tmp / "stats.json", {"dataset": name, **meta["statistics"]})
+        # The log is not kept here (freed as it is sorted), and each split is written
+        # and dropped as soon as it is built.
+        _, meta = build_samples(read_log(raw_dir / LOG_FILE), spec.protocol,
+                                on_split=lambda split, arrays: save_arrays(tmp / f"{split}.npz", arrays))
+        save_arrays(tmp / IDS_FILE, meta["ids"])
+        write_json(tmp / "meta.json", {k: v for k, v in meta.items() if k not in ("statistics", "ids")})
+        write_json(tmp / "stats.json", {"dataset": name, **meta["statistics"], "source": filtering})
     log.info("preprocess[%s]: %s", name, meta["statistics"])
 
 
@@ -55,9 +98,13 @@ def load_split(processed_dir: Path, split: str) -> dict[str, np.ndarray]:
     return load_arrays(processed_dir / f"{split}.npz")
 
 
-def load_meta(processed_dir: Path) -> dict:
-    """Vocabulary sizes and raw ids of a processed dataset."""
+def load_meta(processed_dir: Path, with_ids: bool = False) -> dict:
+    """Vocabulary sizes of a processed dataset and, with ``with_ids``, the raw ids
+    (``user_ids``, ``item_ids``, ``category_ids`` and ``item_category``) as arrays."""
     path = processed_dir / "meta.json"
     if not path.is_file():
         raise DataError(f"{path}: not found (run the preprocess stage first)")
-    return json.loads(path.read_text(encoding="utf-8"))
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    if with_ids:
+        meta |= load_arrays(processed_dir / IDS_FILE)
+    return meta

@@ -1,214 +1,305 @@
-"""Turn a raw click log into CTR samples, following the DIEN protocol as SARN's code uses it.
+"""Turn a raw log into CTR samples, following the DIEN protocol as SARN's code uses it.
 
 Steps (../shared/reference/data.md, "How samples are built"):
-1. per user, clicks sorted by time (ties keep file order);
-2. each user's last click is the positive target, and a negative with the same history
-   is drawn from all clicks of the log (so popularity-weighted), redrawn while it equals
-   the positive; the negative comes first, as in the reference data files;
-3. the history is the user's earlier clicks; users with fewer than ``min_history`` are
-   dropped;
-4. users are split train/valid/test with a seed; vocabularies come from the training
-   part only (targets, histories and their sampled negatives), index 0 meaning padding
-   or unknown;
-5. histories are cut to the latest ``max_len`` clicks, and every history position also
-   gets a sampled negative item (for the auxiliary losses of DIEN and SARN).
+1. per user, rows sorted by time (ties keep file order);
+2. a click log (no label column): each user's last click is the positive target, and a
+   negative with the same history is drawn from all clicks of the log (so
+   popularity-weighted), redrawn while it equals the positive; the negative comes
+   first, as in the reference data files. A log with labels (the paper's online-ad
+   data): every impression is a sample with its own label and context;
+3. the history of a sample is the user's earlier clicks; samples with fewer than
+   ``min_history`` are dropped;
+4. split by user (seeded shares), or by time: samples at or after the cutoff are the
+   test set and the users of earlier ones are split into train and validation. With
+   labels, a ``negative_drop`` share of the training negatives is dropped at random;
+5. vocabularies come from the training part only (targets, histories and their sampled
+   negatives), index 0 meaning padding or unknown;
+6. histories keep the latest ``max_len`` clicks, and every history position also gets a
+   sampled negative item (for the auxiliary losses of DIEN and SARN).
+
+Everything is vectorised over integer codes: no Python loop runs per user or per row.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from sarn.data.raw import ID_COLUMNS, counts
 from sarn.errors import DataError
-from sarn.params import ProtocolSpec
+from sarn.params import ProtocolSpec, TimeSplitSpec
 
 SPLITS = ("train", "valid", "test")
+_HISTORY = ("hist_item", "hist_category", "hist_timestamp", "neg_item", "neg_category")
+
+
+class _SortedLog:
+    """The log's columns as integer codes, sorted by (user, time, file order).
+
+    Built column by column from ``columns`` (which it empties), so that the unsorted and
+    the sorted copy of a column coexist one column at a time: 100 million rows stay
+    within a few GB. Row numbers and counts are 32-bit.
+    """
+
+    def __init__(self, columns: dict[str, np.ndarray]) -> None:
+        order = np.lexsort((columns["timestamp"], columns["user_id"]))  # stable: ties keep file order
+        sort = {name: columns.pop(name)[order] for name in list(columns)}
+        del order
+        self.user: np.ndarray = sort["user_id"]
+        self.item: np.ndarray = sort["item_id"]
+        self.category: np.ndarray = sort["category_id"]
+        self.timestamp: np.ndarray = sort["timestamp"]
+        self.context: np.ndarray | None = sort.get("context")
+        self.label: np.ndarray | None = sort.get("label")  # None: every row is a click
+        if self.label is None:
+            self._clicked = None
+            self.clicks_before = None
+            self.n_clicks = self.user.size
+        else:
+            self._clicked = np.flatnonzero(self.label == 1).astype(np.int32)
+            self.clicks_before = (np.cumsum(self.label, dtype=np.int32) - self.label).astype(np.int32)
+            self.n_clicks = self._clicked.size
+
+    def click_rows(self, positions: np.ndarray) -> np.ndarray:
+        """Log rows of the clicks at ``positions`` (0-based, in sorted order)."""
+        return positions if self._clicked is None else self._clicked[positions]
+
+    def clicks_before_row(self, rows: np.ndarray) -> np.ndarray:
+        """How many clicks of the whole sorted log come before each of ``rows``."""
+        return rows if self.clicks_before is None else self.clicks_before[rows]
 
 
 @dataclass(frozen=True)
-class Vocabulary:
-    """Raw ids of the training part; position ``k`` holds the id mapped to ``k + 1``."""
+class _Samples:
+    """Samples in raw codes; ``row`` is the log row whose earlier clicks are the history.
 
-    items: np.ndarray
-    categories: np.ndarray
-
-    def item_index(self, raw: np.ndarray) -> np.ndarray:
-        return _lookup(self.items, raw)
-
-    def category_index(self, raw: np.ndarray) -> np.ndarray:
-        return _lookup(self.categories, raw)
-
-
-def _lookup(sorted_ids: np.ndarray, raw: np.ndarray) -> np.ndarray:
-    """Map raw ids to 1-based positions in ``sorted_ids``; unknown ids map to 0."""
-    if sorted_ids.size == 0:
-        return np.zeros(raw.shape, dtype=np.int64)
-    pos = np.searchsorted(sorted_ids, raw).clip(max=sorted_ids.size - 1)
-    return np.where(sorted_ids[pos] == raw, pos + 1, 0).astype(np.int64)
-
-
-@dataclass(frozen=True)
-class _UserSamples:
-    """Raw-id samples, two per kept user (negative then positive)."""
+    A click-only log gives (negative, positive) pairs sharing one history: ``paired``
+    samples ``2k`` and ``2k + 1`` use history unit ``k``; otherwise unit ``k`` is sample ``k``.
+    """
 
     user: np.ndarray
     item: np.ndarray
     category: np.ndarray
     label: np.ndarray
     timestamp: np.ndarray
-    history: list[np.ndarray]  # row indices into the sorted log, oldest first
-    hist_neg: list[np.ndarray]  # row indices of sampled negatives, one per history position
+    context: np.ndarray | None
+    row: np.ndarray  # per history unit
+    length: np.ndarray  # per history unit: history length kept (at most max_len)
+    paired: bool
+
+    def unit(self, index: np.ndarray) -> np.ndarray:
+        return index // 2 if self.paired else index
 
 
-def _draw_other(rng: np.random.Generator, pool: np.ndarray, avoid: np.ndarray) -> np.ndarray:
-    """For each entry of ``avoid``, a random row of ``pool`` whose item differs from it."""
-    picks = rng.integers(0, pool.size, avoid.size)
-    clash = pool[picks] == avoid
+def _candidates(log: _SortedLog, protocol: ProtocolSpec, rng: np.random.Generator) -> _Samples:
+    user_start = np.flatnonzero(np.r_[True, log.user[1:] != log.user[:-1]]).astype(np.int32)
+    user_end = np.r_[user_start[1:], np.int32(log.user.size)]
+    if log.label is not None:  # every impression with enough earlier clicks (a log with labels)
+        prior = log.clicks_before - np.repeat(log.clicks_before[user_start], user_end - user_start)
+        rows = np.flatnonzero(prior >= protocol.min_history).astype(np.int32)
+        prior = prior[rows]
+    else:  # each user's last click, with a sampled negative
+        last = user_end - 1
+        prior = last - user_start
+        keep = prior >= protocol.min_history
+        rows, prior = last[keep], prior[keep]
+    if rows.size == 0:
+        raise DataError(f"no sample has at least {protocol.min_history} earlier clicks (protocol.min_history); "
+                        f"the log has {user_start.size} users")
+    length = np.minimum(prior, protocol.max_len).astype(np.int32)
+    context = None if log.context is None else log.context[rows]
+    if log.label is not None:
+        return _Samples(user=log.user[rows], item=log.item[rows], category=log.category[rows],
+                        label=log.label[rows].astype(np.int64), timestamp=log.timestamp[rows], context=context,
+                        row=rows, length=length, paired=False)
+    negatives = _draw_negatives(rng, log, log.item[rows])
+    pair = np.repeat(np.arange(rows.size), 2)
+    item, category = log.item[rows][pair], log.category[rows][pair]
+    item[0::2], category[0::2] = log.item[negatives], log.category[negatives]
+    return _Samples(user=log.user[rows][pair], item=item, category=category,
+                    label=np.tile(np.array([0, 1], dtype=np.int64), rows.size),
+                    timestamp=log.timestamp[rows][pair], context=None if context is None else context[pair],
+                    row=rows, length=length, paired=True)
+
+
+def _draw_negatives(rng: np.random.Generator, log: _SortedLog, avoid_items: np.ndarray) -> np.ndarray:
+    """For each item to avoid, a random click's row (so popularity-weighted) whose item differs."""
+    picks = log.click_rows(rng.integers(0, log.n_clicks, avoid_items.size).astype(np.int32))
+    clash = log.item[picks] == avoid_items
     while clash.any():
-        if np.all(pool == pool[0]):
-            raise DataError("the log has a single item: no negative can be drawn")
-        picks[clash] = rng.integers(0, pool.size, int(clash.sum()))
-        clash = pool[picks] == avoid
+        if np.all(log.item[log.click_rows(np.arange(log.n_clicks))] == avoid_items[clash][0]):
+            raise DataError("the log has a single clicked item: no negative can be drawn")
+        picks[clash] = log.click_rows(rng.integers(0, log.n_clicks, int(clash.sum())).astype(np.int32))
+        clash = log.item[picks] == avoid_items
     return picks
 
 
-def _user_samples(
-    log: pd.DataFrame, protocol: ProtocolSpec, target_rng: np.random.Generator, history_rng: np.random.Generator
-) -> _UserSamples:
-    items = log["item_id"].to_numpy()
-    users = log["user_id"].to_numpy()
-    starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
-    ends = np.r_[starts[1:], len(log)]
-    counts = ends - starts
-    keep = counts - 1 >= protocol.min_history
-    if not keep.any():
-        raise DataError(
-            f"no user has at least {protocol.min_history} clicks before the last one "
-            f"(protocol.min_history); the log has {len(starts)} users"
-        )
-    starts, ends = starts[keep], ends[keep]
-    last = ends - 1
-
-    neg_rows = _draw_other(target_rng, items, items[last])
-    n = last.size
-    order = np.empty(2 * n, dtype=np.int64)  # which log row supplies item and category
-    order[0::2], order[1::2] = neg_rows, last
-    histories, hist_negs = [], []
-    for s, e in zip(starts, last, strict=True):
-        rows = np.arange(max(s, e - protocol.max_len), e)
-        negs = _draw_other(history_rng, items, items[rows])
-        histories += [rows, rows]
-        hist_negs += [negs, negs]
-    return _UserSamples(
-        user=np.repeat(users[last], 2),
-        item=items[order],
-        category=log["category_id"].to_numpy()[order],
-        label=np.tile(np.array([0, 1], dtype=np.int64), n),
-        timestamp=np.repeat(log["timestamp"].to_numpy()[last], 2),
-        history=histories,
-        hist_neg=hist_negs,
-    )
-
-
-def _split_users(users: np.ndarray, protocol: ProtocolSpec, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Seeded split of the distinct users by the shares of ``protocol.split``."""
-    distinct = np.unique(users)
-    shuffled = rng.permutation(distinct)
-    n_train = int(round(protocol.split.train * distinct.size))
-    n_valid = int(round(protocol.split.valid * distinct.size))
-    parts = {
-        "train": shuffled[:n_train],
-        "valid": shuffled[n_train : n_train + n_valid],
-        "test": shuffled[n_train + n_valid :],
-    }
-    empty = [name for name, part in parts.items() if part.size == 0]
+def _split(samples: _Samples, protocol: ProtocolSpec, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Sample indices of each part."""
+    split = protocol.split
+    if isinstance(split, TimeSplitSpec):
+        late = samples.timestamp >= split.cutoff
+        early_users = np.unique(samples.user[~late])
+        valid_users = rng.permutation(early_users)[: round(split.valid * early_users.size)]
+        in_valid = ~late & np.isin(samples.user, valid_users)
+        parts = {"train": np.flatnonzero(~late & ~in_valid), "valid": np.flatnonzero(in_valid),
+                 "test": np.flatnonzero(late)}
+        shares = f"cutoff {split.cutoff}, valid share {split.valid}"
+    else:
+        distinct = np.unique(samples.user)
+        shuffled = rng.permutation(distinct)
+        n_train = round(split.train * distinct.size)
+        n_valid = round(split.valid * distinct.size)
+        part_of = np.empty(shuffled.size, dtype=np.int8)
+        part_of[np.searchsorted(distinct, shuffled)] = np.repeat(
+            [0, 1, 2], [n_train, n_valid, distinct.size - n_train - n_valid])
+        where = part_of[np.searchsorted(distinct, samples.user)]
+        parts = {name: np.flatnonzero(where == k) for k, name in enumerate(SPLITS)}
+        shares = f"{split.train}/{split.valid}/{split.test} of {distinct.size} users"
+    empty = [name for name, idx in parts.items() if idx.size == 0]
     if empty:
-        raise DataError(
-            f"{distinct.size} usable users are too few for the split "
-            f"{protocol.split.train}/{protocol.split.valid}/{protocol.split.test}: "
-            f"{', '.join(empty)} would be empty"
-        )
+        raise DataError(f"{samples.user.size} samples are too few for the split ({shares}): "
+                        f"{', '.join(empty)} would be empty")
     return parts
 
 
-def build_samples(log: pd.DataFrame, protocol: ProtocolSpec) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
+def _history_rows(log: _SortedLog, samples: _Samples, width: int) -> np.ndarray:
+    """(units, width) log rows of each history unit, oldest first, -1 where padded."""
+    end = log.clicks_before_row(samples.row)  # position, among all clicks, just after the history
+    offset = np.arange(width, dtype=np.int32)[None, :]
+    valid = offset < samples.length[:, None]
+    position = np.where(valid, end[:, None] - samples.length[:, None] + offset, 0)
+    return np.where(valid, log.click_rows(position), -1).astype(np.int32)
+
+
+def _index(vocab: np.ndarray, size: int) -> np.ndarray:
+    """code → 1-based index in ``vocab`` (sorted codes), 0 for codes outside it."""
+    lookup = np.zeros(size, dtype=np.int32)
+    lookup[vocab] = np.arange(1, vocab.size + 1)
+    return lookup
+
+
+def _gather(rows: np.ndarray, values: np.ndarray, lookup: np.ndarray | None = None) -> np.ndarray:
+    """``values`` (mapped through ``lookup``) at history ``rows``, 0 where padded (-1)."""
+    padded = rows < 0
+    picked = values[np.where(padded, 0, rows)]
+    if lookup is not None:
+        picked = lookup[picked]
+    picked[padded] = 0
+    return picked
+
+
+def _first_category(log: _SortedLog, n_item_codes: int) -> np.ndarray:
+    """Category code of each item code's first row in the sorted log."""
+    first = np.full(n_item_codes, log.item.size, dtype=np.int64)
+    np.minimum.at(first, log.item, np.arange(log.item.size, dtype=np.int32))
+    return log.category[np.minimum(first, log.item.size - 1)]
+
+
+SplitSink = Callable[[str, dict[str, np.ndarray]], None]
+
+
+def build_samples(log: pd.DataFrame, protocol: ProtocolSpec, on_split: SplitSink | None = None
+                  ) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
     """Build the three sample sets and the metadata (vocabulary, statistics).
 
     Returns ``(splits, meta)`` where ``splits[name]`` maps array names to arrays and
     ``meta`` holds vocabulary sizes, the raw ids behind each index and Table I's counts.
+    With ``on_split``, each split is handed to it as soon as it is built and not kept
+    (``splits`` is then empty): only one split's arrays are in memory at a time. The
+    caller should not keep ``log``: its columns are released as they are sorted.
     """
+    labeled = "label" in log.columns
+    if labeled and not isinstance(protocol.split, TimeSplitSpec):
+        raise DataError("a log with labels is split by time (protocol.split.by: time), as the paper's "
+                        "online-ad data; split by user applies to click-only logs")
+    if not labeled and protocol.negative_drop:
+        raise DataError("protocol.negative_drop applies to logs with a label column; this log has none")
+    log_counts = counts(log)
+    ids = {c: np.asarray(log[c].cat.categories).astype(str) for c in ID_COLUMNS if c in log.columns}
+    columns = {c: (log[c].cat.codes.to_numpy() if c in ids else log[c].to_numpy()) for c in log.columns}
+    del log
     # Independent random streams, so that e.g. changing max_len (how many history
     # negatives are drawn) never moves users between the splits.
-    split_rng, target_rng, history_rng = (
-        np.random.default_rng(s) for s in np.random.SeedSequence(protocol.seed).spawn(3)
+    split_rng, target_rng, history_rng, drop_rng = (
+        np.random.default_rng(s) for s in np.random.SeedSequence(protocol.seed).spawn(4)
     )
-    log = log.sort_values(["user_id", "timestamp"], kind="stable").reset_index(drop=True)
-    raw = _user_samples(log, protocol, target_rng, history_rng)
-    parts = _split_users(raw.user, protocol, split_rng)
+    sorted_log = _SortedLog(columns)
+    samples = _candidates(sorted_log, protocol, target_rng)
+    parts = _split(samples, protocol, split_rng)
+    if protocol.negative_drop:
+        train = parts["train"]
+        dropped = (samples.label[train] == 0) & (drop_rng.random(train.size) < protocol.negative_drop)
+        parts["train"] = train[~dropped]
 
-    log_items = log["item_id"].to_numpy()
-    log_cats = log["category_id"].to_numpy()
-    log_times = log["timestamp"].to_numpy()
-    in_part = {name: np.isin(raw.user, ids) for name, ids in parts.items()}
+    hist_rows = _history_rows(sorted_log, samples, protocol.max_len)
+    neg_rows = np.full(hist_rows.shape, -1, dtype=np.int32)
+    filled = hist_rows >= 0
+    neg_rows[filled] = _draw_negatives(history_rng, sorted_log, sorted_log.item[hist_rows[filled]])
+    del filled
 
-    train_idx = np.flatnonzero(in_part["train"])
-    # The training part: its targets, its histories and their sampled negatives.
-    train_hist = np.concatenate([raw.history[i] for i in train_idx] + [raw.hist_neg[i] for i in train_idx])
-    vocab = Vocabulary(
-        items=np.unique(np.concatenate([raw.item[train_idx], log_items[train_hist]])),
-        categories=np.unique(np.concatenate([raw.category[train_idx], log_cats[train_hist]])),
-    )
-    user_ids = np.unique(raw.user)
+    train, train_units = parts["train"], np.unique(samples.unit(parts["train"]))
+    train_hist = np.concatenate([hist_rows[train_units].ravel(), neg_rows[train_units].ravel()])
+    train_hist = train_hist[train_hist >= 0]
+    vocab_items = np.unique(np.concatenate([samples.item[train], sorted_log.item[train_hist]]))
+    vocab_cats = np.unique(np.concatenate([samples.category[train], sorted_log.category[train_hist]]))
+    del train_hist
+    item_index, cat_index = _index(vocab_items, ids["item_id"].size), _index(vocab_cats, ids["category_id"].size)
+    vocab_contexts = np.unique(samples.context[train]) if samples.context is not None else None
+    user_codes = np.unique(samples.user)
 
-    splits = {}
+    item_category = cat_index[_first_category(sorted_log, ids["item_id"].size)[vocab_items]]
+    splits, split_stats = {}, {}
     for name in SPLITS:
-        idx = np.flatnonzero(in_part[name])
-        lengths = np.array([raw.history[i].size for i in idx], dtype=np.int64)
-        width = protocol.max_len
-        hist = {key: np.zeros((idx.size, width), dtype=np.int64) for key in
-                ("hist_item", "hist_category", "hist_timestamp", "neg_item", "neg_category")}
-        for row, i in enumerate(idx):
-            h, g, k = raw.history[i], raw.hist_neg[i], raw.history[i].size
-            hist["hist_item"][row, :k] = vocab.item_index(log_items[h])
-            hist["hist_category"][row, :k] = vocab.category_index(log_cats[h])
-            hist["hist_timestamp"][row, :k] = log_times[h]
-            hist["neg_item"][row, :k] = vocab.item_index(log_items[g])
-            hist["neg_category"][row, :k] = vocab.category_index(log_cats[g])
-        splits[name] = {
-            "user": np.searchsorted(user_ids, raw.user[idx]).astype(np.int64),
-            "item": vocab.item_index(raw.item[idx]),
-            "category": vocab.category_index(raw.category[idx]),
-            "label": raw.label[idx],
-            "timestamp": raw.timestamp[idx].astype(np.int64),
-            "length": lengths,
-            **hist,
+        idx = parts[name]
+        units = samples.unit(idx)
+        h, g = hist_rows[units], neg_rows[units]
+        arrays = {
+            "user": np.searchsorted(user_codes, samples.user[idx]).astype(np.int64),
+            "item": item_index[samples.item[idx]],
+            "category": cat_index[samples.category[idx]],
+            "label": samples.label[idx],
+            "timestamp": samples.timestamp[idx].astype(np.int64),
+            "length": samples.length[units].astype(np.int64),
+            "hist_item": _gather(h, sorted_log.item, item_index),
+            "hist_category": _gather(h, sorted_log.category, cat_index),
+            "hist_timestamp": _gather(h, sorted_log.timestamp).astype(np.int64),
+            "neg_item": _gather(g, sorted_log.item, item_index),
+            "neg_category": _gather(g, sorted_log.category, cat_index),
         }
+        if vocab_contexts is not None:
+            arrays["context"] = _index(vocab_contexts, ids["context"].size)[samples.context[idx]]
+        split_stats |= _split_statistics(name, arrays)
+        if on_split is None:
+            splits[name] = arrays
+        else:
+            on_split(name, arrays)
+        del arrays, h, g
 
     meta = {
-        "n_items": int(vocab.items.size + 1),
-        "n_categories": int(vocab.categories.size + 1),
-        "user_ids": user_ids.tolist(),  # the raw id behind each sample's ``user`` index
-        "item_ids": vocab.items.tolist(),
-        "category_ids": vocab.categories.tolist(),
-        "item_category": vocab.category_index(
-            log.drop_duplicates("item_id").set_index("item_id").loc[vocab.items, "category_id"].to_numpy()
-        ).tolist(),
-        "statistics": statistics(log, splits),
+        "n_items": int(vocab_items.size + 1),
+        "n_categories": int(vocab_cats.size + 1),
+        "n_contexts": int(vocab_contexts.size + 1) if vocab_contexts is not None else 0,
+        "labeled": labeled,
+        "ids": {
+            "user_ids": ids["user_id"][user_codes],
+            "item_ids": ids["item_id"][vocab_items],
+            "category_ids": ids["category_id"][vocab_cats],
+            "item_category": item_category.astype(np.int64),
+            **({"context_ids": ids["context"][vocab_contexts]} if vocab_contexts is not None else {}),
+        },
+        "statistics": {**log_counts, "labeled": labeled, **split_stats},
     }
     return splits, meta
 
 
-def statistics(log: pd.DataFrame, splits: dict[str, dict[str, np.ndarray]]) -> dict:
-    """Table I's columns for the log, plus what the sample construction kept."""
-    stats = {
-        "users": int(log["user_id"].nunique()),
-        "items": int(log["item_id"].nunique()),
-        "categories": int(log["category_id"].nunique()),
-        "interactions": int(len(log)),
+def _split_statistics(name: str, arrays: dict[str, np.ndarray]) -> dict:
+    """What the sample construction kept in one split (beside Table I's columns)."""
+    return {
+        f"{name}_samples": int(arrays["label"].size),
+        f"{name}_positive_share": round(float(arrays["label"].mean()), 4),
+        f"{name}_mean_history": round(float(arrays["length"].mean()), 4),
     }
-    for name, arrays in splits.items():
-        stats[f"{name}_samples"] = int(arrays["label"].size)
-        stats[f"{name}_mean_history"] = round(float(arrays["length"].mean()), 4)
-    return stats

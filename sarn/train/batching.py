@@ -24,17 +24,19 @@ class DeviceSamples:
         self.label = arrays["label"].astype(np.float64)
         self._length = torch.as_tensor(length, device=device)
         self._flat = {
-            "item": torch.as_tensor(arrays["item"], device=device),
-            "category": torch.as_tensor(arrays["category"], device=device),
+            "item": torch.as_tensor(arrays["item"], dtype=torch.long, device=device),
+            "category": torch.as_tensor(arrays["category"], dtype=torch.long, device=device),
             "timestamp": torch.as_tensor(arrays["timestamp"], device=device),
             "label": torch.as_tensor(arrays["label"], dtype=torch.float32, device=device),
         }
+        if "context" in arrays:
+            self._flat["context"] = torch.as_tensor(arrays["context"], dtype=torch.long, device=device)
         # Histories are stored left-aligned (oldest first); keeping the latest ``width``
         # clicks means dropping from the left for histories longer than ``width``.
         positions = np.arange(width)[None, :] + (arrays["length"] - length)[:, None]
         positions = np.minimum(positions, arrays["hist_item"].shape[1] - 1)
         self._hist = {
-            key: torch.as_tensor(np.take_along_axis(arrays[key], positions, axis=1), device=device)
+            key: torch.as_tensor(np.take_along_axis(arrays[key], positions, axis=1), dtype=torch.long, device=device)
             for key in _HISTORY_KEYS
         }
 
@@ -50,6 +52,7 @@ class DeviceSamples:
             timestamp=self._flat["timestamp"][index],
             mask=mask,
             label=self._flat["label"][index],
+            context=self._flat["context"][index] if "context" in self._flat else None,
             **hist,
         )
 

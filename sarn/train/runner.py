@@ -62,7 +62,8 @@ def _prepare(params: Params, data_dir: Path, max_len: int | None = None
 def _new_model(params: Params, model: str, meta: dict, device: torch.device, seed: int) -> CTRModel:
     torch.manual_seed(seed)
     spec = params.models[model]
-    return build_model(spec.model, meta["n_items"], meta["n_categories"], spec.architecture).to(device)
+    return build_model(spec.model, meta["n_items"], meta["n_categories"], spec.architecture,
+                       meta["n_contexts"]).to(device)
 
 
 def train_model(params: Params, dataset: str, model: str, data_dir: Path, out_dir: Path,
@@ -84,7 +85,10 @@ def train_model(params: Params, dataset: str, model: str, data_dir: Path, out_di
             result = train_run(net, data, spec.training, seed, params.runtime.eval_batch_size,
                                label=f"{dataset}/{model} seed {seed}")
             torch.save(result.state_dict, tmp / "checkpoints" / f"seed{seed}.pt")
-            runs.append({"seed": seed, "best_epoch": result.best_epoch, **result.best})
+            best = result.best
+            if meta["labeled"]:  # negatives were dropped from training: only the AUC is comparable
+                best = {k: (v if k.endswith("_auc") else None) for k, v in best.items()}
+            runs.append({"seed": seed, "best_epoch": result.best_epoch, **best})
             histories += [{"seed": seed, **row} for row in result.history]
             log.info("train[%s/%s] seed %d: best epoch %d, test AUC %.4f, LogLoss %.4f",
                      dataset, model, seed, result.best_epoch, result.best["test_auc"],
@@ -104,6 +108,7 @@ def train_model(params: Params, dataset: str, model: str, data_dir: Path, out_di
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "selection": "epoch with the best validation AUC; test metrics reported at that epoch",
+            "metrics": ["auc"] if meta["labeled"] else ["auc", "logloss", "gauc"],
         })
 
 

@@ -29,3 +29,9 @@ def plot_args(name):
     """The notebook parameters of one figure's style (params.yaml: plots.<name>)."""
     style = getattr(PARAMS.plots, name)
     return " ".join(f"--param {k}={v}" for k, v in style.model_dump().items())
+
+
+def source_files(dataset):
+    """A user's own log is an input of its raw stage, so that editing the file reruns it."""
+    source = PARAMS.datasets[dataset].source
+    return [source.path] if source.kind == "log" else []

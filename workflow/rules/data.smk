@@ -1,6 +1,7 @@
 rule raw:
     input:
         stamps=lambda w: stamps("raw", dataset=w.dataset),
+        source=lambda w: source_files(w.dataset),
         code=code("data"),
     output:
         directory("data/raw/{dataset}"),

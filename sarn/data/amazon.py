@@ -1,0 +1,102 @@
+"""Streaming parsers of the Amazon 2014 review files and their metadata (data.md).
+
+Reviews are strict JSON, one object per line; metadata lines are Python literals
+(single quotes), read with ``ast.literal_eval``, and only for the items the reviews
+name. Both are read line by line from gzip: memory grows with users and items, never
+with the file. A file cut short (no gzip end marker) is reported as a broken download.
+"""
+
+from __future__ import annotations
+
+import ast
+import gzip
+import json
+import re
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sarn.errors import DataError
+
+# Items without metadata, or whose metadata has no category path, get this category.
+NO_CATEGORY = "(no category)"
+_ASIN = re.compile(r"""['"]asin['"]\s*:\s*['"]([^'"]+)['"]""")
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(1-based line number, text) of a gzip text file, with clear errors for broken files."""
+    if not path.is_file():
+        raise DataError(f"{path}: not found")
+    number = 0
+    try:
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                yield number, line
+    except EOFError:
+        raise DataError(
+            f"{path}: the file ends before its gzip end marker (after line {number}): a download "
+            "cut short. Delete it and run the stage again to fetch it anew."
+        ) from None
+    except (gzip.BadGzipFile, zlib.error, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not a readable gzip text file near line {number + 1} ({err})") from None
+
+
+def read_reviews(path: Path) -> pd.DataFrame:
+    """user_id (reviewerID), item_id (asin) and timestamp (unixReviewTime) of every review."""
+    users, items, times = [], [], []
+    for number, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            review = json.loads(line)
+            user, item, stamp = review["reviewerID"], review["asin"], review["unixReviewTime"]
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}: line {number}: not a JSON object ({err.msg} at column {err.colno})") from None
+        except (KeyError, TypeError) as err:
+            raise DataError(
+                f"{path}: line {number}: expected keys reviewerID, asin and unixReviewTime, missing {err}"
+            ) from None
+        if not isinstance(stamp, int) or not isinstance(user, str) or not isinstance(item, str):
+            raise DataError(f"{path}: line {number}: reviewerID/asin must be strings and unixReviewTime "
+                            f"an integer (got {user!r}, {item!r}, {stamp!r})")
+        users.append(user)
+        items.append(item)
+        times.append(stamp)
+    if not users:
+        raise DataError(f"{path}: no reviews in the file")
+    return pd.DataFrame({"user_id": users, "item_id": items, "timestamp": np.array(times, dtype=np.int64)})
+
+
+def read_categories(path: Path, wanted: set[str]) -> dict[str, str]:
+    """asin → category (the last element of its first category path) for the ``wanted`` asins."""
+    found = {}
+    for number, line in _lines(path):
+        if not line.strip():
+            continue
+        match = _ASIN.search(line)
+        if match is not None and match.group(1) not in wanted:
+            continue
+        try:
+            entry = ast.literal_eval(line)
+            asin = entry["asin"]
+        except (ValueError, SyntaxError, MemoryError, RecursionError) as err:
+            raise DataError(f"{path}: line {number}: not a Python dict literal ({type(err).__name__})") from None
+        except (KeyError, TypeError):
+            raise DataError(f"{path}: line {number}: expected a dict with an 'asin' key") from None
+        if asin not in wanted:
+            continue
+        paths = entry.get("categories") or []
+        first = paths[0] if paths and isinstance(paths[0], list) else []
+        found[asin] = str(first[-1]) if first else NO_CATEGORY
+    return found
+
+
+def read_amazon(reviews: Path, meta: Path) -> pd.DataFrame:
+    """The click log of one Amazon category: every review is a click."""
+    frame = read_reviews(reviews)
+    categories = read_categories(meta, set(frame["item_id"].unique()))
+    frame["category_id"] = frame["item_id"].map(categories).fillna(NO_CATEGORY)
+    return frame

@@ -1,0 +1,234 @@
+"""Parsers of the published formats, the core filter and the raw stage of each source.
+
+Real rows come from ../shared/fixtures (tests that need them skip where it is absent);
+the rest use logs written out here.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sarn.data.amazon import NO_CATEGORY, read_amazon, read_categories, read_reviews
+from sarn.data.prepare import make_raw, preprocess
+from sarn.data.raw import as_log, columns_of, counts, k_core, read_log
+from sarn.data.taobao import read_taobao
+from sarn.errors import DataError
+from sarn.params import CoreSpec, DatasetSpec
+from tests.conftest import ROOT
+from tests.http_server import Served, serve
+
+FIXTURES = ROOT.parent / "shared" / "fixtures"
+needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="../shared/fixtures is not on this machine")
+WINDOW = [1511539200, 1512316799]
+
+
+def _gzip(path: Path, lines: list[str]) -> Path:
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.writelines(line + "\n" for line in lines)
+    return path
+
+
+def _review(user: str, item: str, time: int) -> str:
+    return json.dumps({"reviewerID": user, "asin": item, "reviewerName": "x", "helpful": [0, 0],
+                       "reviewText": "fine", "overall": 5.0, "summary": "ok", "unixReviewTime": time,
+                       "reviewTime": "01 1, 2014"})
+
+
+# Metadata lines are Python literals with single quotes, as in the published files.
+META = [
+    "{'asin': 'A1', 'title': 'Tablet', 'categories': [['Electronics', 'Computers', 'Tablets'], ['Sale']]}",
+    "{'asin': 'A2', 'categories': [['Electronics', 'Headphones']], 'related': {'also_bought': ['A1']}}",
+    "{'asin': 'A3', 'title': \"Kid's keyboard\", 'categories': []}",
+    "{'asin': 'UNUSED', 'broken': [",  # never evaluated: no review names it
+]
+
+
+@needs_fixtures
+def test_real_review_rows_are_read() -> None:
+    frame = read_reviews(FIXTURES / "amazon" / "reviews_Electronics_5.head290.json.gz")
+    assert len(frame) == 290 and frame["item_id"].nunique() == 6 and frame["user_id"].nunique() == 289
+    last = frame.iloc[-1]
+    assert (last["user_id"], last["item_id"], last["timestamp"]) == ("A28OZBLQKKYGOR", "1400501520", 1395273600)
+
+
+@needs_fixtures
+def test_a_download_cut_short_is_reported_as_such() -> None:
+    path = FIXTURES / "amazon" / "reviews_Electronics_5.truncated.json.gz"
+    with pytest.raises(DataError, match=r"truncated.json.gz: the file ends before its gzip end marker \(after "
+                                        r"line 290\): a download cut short"):
+        read_reviews(path)
+
+
+def test_categories_are_the_last_element_of_the_first_path(tmp_path) -> None:
+    meta = _gzip(tmp_path / "meta.json.gz", META)
+    assert read_categories(meta, {"A1", "A2", "A3", "A4"}) == {
+        "A1": "Tablets", "A2": "Headphones", "A3": NO_CATEGORY}
+    reviews = _gzip(tmp_path / "reviews.json.gz", [_review("u", "A1", 5), _review("u", "A4", 6)])
+    frame = read_amazon(reviews, meta)
+    assert frame["category_id"].tolist() == ["Tablets", NO_CATEGORY]  # A4 has no metadata
+
+
+def test_malformed_lines_name_file_and_line(tmp_path) -> None:
+    reviews = _gzip(tmp_path / "reviews.json.gz", [_review("u", "A1", 5), '{"reviewerID": "u", "asin": '])
+    with pytest.raises(DataError, match=r"reviews.json.gz: line 2: not a JSON object"):
+        read_reviews(reviews)
+    reviews = _gzip(tmp_path / "reviews.json.gz", [_review("u", "A1", 5), '{"reviewerID": "u", "asin": "A2"}'])
+    with pytest.raises(DataError, match=r"line 2: expected keys reviewerID, asin and unixReviewTime"):
+        read_reviews(reviews)
+    meta = _gzip(tmp_path / "meta.json.gz", [META[0], "{'asin': 'A2', 'categories': [[}"])
+    with pytest.raises(DataError, match=r"meta.json.gz: line 2: not a Python dict literal"):
+        read_categories(meta, {"A2"})
+    empty = _gzip(tmp_path / "empty.json.gz", [])
+    with pytest.raises(DataError, match="empty.json.gz: no reviews"):
+        read_reviews(empty)
+    plain = tmp_path / "plain.json.gz"
+    plain.write_text(_review("u", "A1", 5))
+    with pytest.raises(DataError, match="plain.json.gz: not a readable gzip text file"):
+        read_reviews(plain)
+
+
+def _taobao_reference(path: Path) -> list[tuple[int, int, int, int]]:
+    """The kept rows computed the plain way, row by row."""
+    with path.open() as handle:
+        return [(int(u), int(i), int(c), int(t)) for u, i, c, b, t in csv.reader(handle)
+                if b == "pv" and WINDOW[0] <= int(t) <= WINDOW[1]]
+
+
+@needs_fixtures
+def test_real_taobao_rows_from_csv_and_zip_in_small_chunks(tmp_path) -> None:
+    csv_path = FIXTURES / "taobao" / "UserBehavior.tail10k.csv"
+    archive = tmp_path / "UserBehavior.csv.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(csv_path, "UserBehavior.csv")
+    expected = _taobao_reference(csv_path)
+    for path in (csv_path, archive):
+        frame, dropped = read_taobao(path, ["pv"], WINDOW, chunk_rows=999)
+        got = list(zip(*(frame[c].astype(str).astype(int) for c in ("user_id", "item_id", "category_id")),
+                       frame["timestamp"], strict=True))
+        assert got == expected
+        assert dropped["rows_read"] == 10_000
+        assert dropped["rows_read"] - dropped["dropped_behavior"] - dropped["dropped_window"] == len(expected)
+
+
+def test_taobao_bad_rows_and_archives(tmp_path) -> None:
+    path = tmp_path / "UserBehavior.csv"
+    path.write_text("1,2,3,pv,1511539300\n1,2,3,pv,1511539301\n1,2,3,like,1511539302\n")
+    with pytest.raises(DataError, match=r"UserBehavior.csv: line 3: behavior_type 'like' is not one of"):
+        read_taobao(path, ["pv"], WINDOW)
+    path.write_text("1,2,3,pv,1511539300\n1,x,3,pv,1511539301\n")
+    with pytest.raises(DataError, match=r"UserBehavior.csv: line 2: user_id, item_id, category_id and timestamp"):
+        read_taobao(path, ["pv"], WINDOW)
+    path.write_text("1,2,3,pv,1511539300\n1,2,3,pv\n")
+    with pytest.raises(DataError, match=r"line 2: 4 fields, expected 5"):
+        read_taobao(path, ["pv"], WINDOW)
+    path.write_text("1,2,3,buy,1511539300\n")
+    with pytest.raises(DataError, match=r"no row has behaviour \['pv'\] inside the window"):
+        read_taobao(path, ["pv"], WINDOW)
+    path.write_text("")
+    with pytest.raises(DataError, match="UserBehavior.csv: no rows"):
+        read_taobao(path, ["pv"], WINDOW)
+    archive = tmp_path / "UserBehavior.csv.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("UserBehavior.csv", "1,2,3,pv,1511539300\n" * 1000)
+    archive.write_bytes(archive.read_bytes()[:200])
+    with pytest.raises(DataError, match="not a complete zip archive"):
+        read_taobao(archive, ["pv"], WINDOW)
+
+
+def _brute_force_core(rows: list[tuple[str, str]], users: int, items: int) -> list[int]:
+    kept = list(range(len(rows)))
+    while True:
+        user_count = Counter(rows[k][0] for k in kept)
+        item_count = Counter(rows[k][1] for k in kept)
+        still = [k for k in kept if user_count[rows[k][0]] >= users and item_count[rows[k][1]] >= items]
+        if still == kept:
+            return kept
+        kept = still
+
+
+def test_core_filter_matches_a_brute_force_on_random_logs() -> None:
+    rng = np.random.default_rng(7)
+    rounds_seen = set()
+    for trial in range(40):
+        n = int(rng.integers(20, 400))
+        user = rng.integers(0, int(rng.integers(3, 40)), n)
+        item = rng.integers(0, int(rng.integers(3, 60)), n)
+        frame = as_log(pd.DataFrame({"user_id": [f"u{u}" for u in user], "item_id": [f"i{i}" for i in item],
+                                     "category_id": "c", "timestamp": np.arange(n)}))
+        core = CoreSpec(users=int(rng.integers(1, 7)), items=int(rng.integers(1, 7)))
+        rows = list(zip(frame["user_id"], frame["item_id"], strict=True))
+        expected = _brute_force_core(rows, core.users, core.items)
+        columns = columns_of(frame)
+        if not expected:
+            with pytest.raises(DataError, match="no interaction survives"):
+                k_core(columns, core)
+            continue
+        rounds_seen.add(k_core(columns, core))
+        assert columns["timestamp"].tolist() == expected, trial
+        assert set(columns["user_id"].categories) == set(columns["user_id"])  # unused ids are gone
+        assert counts(columns)["users"] == len({u for u, _ in (rows[k] for k in expected)})
+    assert max(rounds_seen) >= 2  # the random logs do exercise repeated rounds
+
+
+def _dataset(source: dict, split: dict | None = None) -> DatasetSpec:
+    protocol = {"min_history": 2, "max_len": 5, "split": split or {"by": "user", "train": 0.6, "valid": 0.2,
+                                                                     "test": 0.2}, "negative_drop": 0.0, "seed": 3}
+    return DatasetSpec.model_validate({"source": source, "protocol": protocol})
+
+
+def test_amazon_raw_stage_downloads_parses_and_filters(tmp_path) -> None:
+    reviews, meta = [], []
+    for u in range(6):
+        reviews += [_review(f"U{u}", f"A{(u + k) % 7}", 100 * u + k) for k in range(5)]
+    reviews.append(_review("U9", "A1", 50))  # a user with one review: the 5-core drops it
+    meta = [f"{{'asin': 'A{k}', 'categories': [['Electronics', 'C{k % 3}']]}}" for k in range(7)]
+    files = {"r.json.gz": _gzip(tmp_path / "r.json.gz", reviews).read_bytes(),
+             "m.json.gz": _gzip(tmp_path / "m.json.gz", meta).read_bytes()}
+    with serve(Served(files)) as url:
+        spec = _dataset({"kind": "amazon", "core": {"users": 5, "items": 1},
+                         "reviews": {"file": "r.json.gz", "urls": [f"{url}/r.json.gz"], "sha256": None},
+                         "meta": {"file": "m.json.gz", "urls": [f"{url}/m.json.gz"], "sha256": None}})
+        make_raw("shop", spec, tmp_path / "raw", tmp_path / "download")
+    frame = read_log(tmp_path / "raw" / "clicks.npz")
+    assert len(frame) == 30 and "U9" not in set(frame["user_id"])
+    assert dict(zip(frame["item_id"], frame["category_id"], strict=True))["A4"] == "C1"
+    described = json.loads((tmp_path / "raw" / "source.json").read_text())
+    assert described["before_core"]["interactions"] == 31 and described["core_rounds"] == 1
+    assert set(described["files"]) == {"r.json.gz", "m.json.gz"}
+    assert (tmp_path / "download" / "SHA256SUMS").read_text().count("json.gz") == 2
+    preprocess("shop", spec, tmp_path / "raw", tmp_path / "processed")
+    stats = json.loads((tmp_path / "processed" / "stats.json").read_text())
+    assert stats["users"] == 6 and stats["interactions"] == 30 and stats["source"]["kind"] == "amazon"
+
+
+@needs_fixtures
+def test_taobao_raw_stage_from_a_file_placed_by_hand(tmp_path) -> None:
+    downloads = tmp_path / "download"
+    downloads.mkdir()
+    with zipfile.ZipFile(downloads / "UserBehavior.csv.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.write(FIXTURES / "taobao" / "UserBehavior.tail10k.csv", "UserBehavior.csv")
+    spec = _dataset({"kind": "taobao", "behaviors": ["pv"], "window": WINDOW, "core": {"users": 5, "items": 1},
+                     "archive": {"file": "UserBehavior.csv.zip", "urls": ["http://127.0.0.1:9/none"], "sha256": None}})
+    make_raw("taobao", spec, tmp_path / "raw", downloads)  # no network: the placed file is used
+    expected = _taobao_reference(FIXTURES / "taobao" / "UserBehavior.tail10k.csv")
+    per_user = Counter(u for u, *_ in expected)
+    assert len(read_log(tmp_path / "raw" / "clicks.npz")) == sum(n for n in per_user.values() if n >= 5)
+    preprocess("taobao", spec, tmp_path / "raw", tmp_path / "processed")
+    stats = json.loads((tmp_path / "processed" / "stats.json").read_text())
+    assert stats["users"] == sum(1 for n in per_user.values() if n >= 5)
+
+
+def test_a_log_entry_pointing_at_a_missing_file(tmp_path) -> None:
+    spec = _dataset({"kind": "log", "path": str(tmp_path / "nope.csv"), "core": {"users": 1, "items": 1}})
+    with pytest.raises(DataError, match=r"datasets.mine.source.path: .*nope.csv does not exist"):
+        make_raw("mine", spec, tmp_path / "raw")
+    assert not (tmp_path / "raw").exists()
