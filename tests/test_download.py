@@ -118,3 +118,14 @@ def test_a_malformed_lock_file_names_its_line(tmp_path) -> None:
     (tmp_path / LOCK_FILE).write_text(f"{DIGEST}  a.gz\nnot a checksum line\n")
     with pytest.raises(DataError, match=rf"{LOCK_FILE}: line 2: expected '<sha256>  <file name>'"):
         read_lock(tmp_path)
+
+
+def test_an_http_error_is_not_retried_and_no_answer_is_given_up_quickly(tmp_path) -> None:
+    served = Served({})
+    with serve(served) as url:
+        with pytest.raises(DownloadError, match="404"):
+            _fetch(_spec(url), tmp_path, retries=5)
+    assert len(served.requests) == 1
+    with pytest.raises(DownloadError) as err:
+        _fetch(_spec(_closed_port_url()), tmp_path, retries=5)
+    assert "attempt 2" in str(err.value) and "attempt 3" not in str(err.value)  # two unanswered tries, not six

@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 DOWNLOAD_DIR = Path("data") / "download"
 LOCK_FILE = "SHA256SUMS"
-_CHUNK = 1 << 16  # bytes a read; what a dropped connection had delivered is kept up to the last whole chunk
+_CHUNK = 1 << 14  # bytes a network read: a dropped connection loses at most this much of what it delivered
+_HASH_BLOCK = 1 << 20
 
 
 class DownloadError(DataError):
@@ -41,7 +42,7 @@ class DownloadError(DataError):
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
+        for block in iter(lambda: handle.read(_HASH_BLOCK), b""):
             digest.update(block)
     return digest.hexdigest()
 
@@ -70,26 +71,36 @@ class ResumingDownloader:
 
     def __init__(self, part: Path, retries: int, timeout: float, backoff: float) -> None:
         self.part, self.retries, self.timeout, self.backoff = part, retries, timeout, backoff
+        self.responded = False  # whether the current attempt got an HTTP answer
 
     def __call__(self, url: str, output_file: str, pooch_obj: object, check_only: bool = False) -> None:
-        errors = []
+        errors, unreachable = [], 0
         for attempt in range(self.retries + 1):
+            self.responded = False
             try:
                 self._transfer(url)
                 os.replace(self.part, output_file)
                 return
+            except requests.HTTPError as err:
+                if err.response is not None and err.response.status_code < 500:
+                    raise  # the server answered (404, 403...): asking again changes nothing
+                errors.append(f"attempt {attempt + 1}: {err}")
             except (requests.RequestException, OSError, _ShortRead) as err:
                 errors.append(f"attempt {attempt + 1}: {err}")
                 kept = self.part.stat().st_size if self.part.exists() else 0
                 log.warning("download of %s interrupted (%s); %d bytes kept", url, err, kept)
-                if attempt < self.retries:
-                    time.sleep(self.backoff * (attempt + 1))
+                unreachable += not self.responded
+                if unreachable >= 2:  # no answer twice: offline or gone, say so without waiting
+                    break
+            if attempt < self.retries:
+                time.sleep(self.backoff * (attempt + 1))
         raise requests.ConnectionError("; ".join(errors))
 
     def _transfer(self, url: str) -> None:
         have = self.part.stat().st_size if self.part.exists() else 0
         headers = {"Range": f"bytes={have}-"} if have else {}
         with requests.get(url, headers=headers, stream=True, timeout=self.timeout) as response:
+            self.responded = True
             if have and response.status_code == 416:  # nothing left to send: complete
                 return
             response.raise_for_status()
