@@ -119,23 +119,23 @@ def test_real_taobao_rows_from_csv_and_zip_in_small_chunks(tmp_path) -> None:
         assert dropped["rows_read"] - dropped["dropped_behavior"] - dropped["dropped_window"] == len(expected)
 
 
-def test_taobao_bad_rows_and_archives(tmp_path) -> None:
+@pytest.mark.parametrize(("text", "message"), [
+    ("1,2,3,pv,1511539300\n1,2,3,pv,1511539301\n1,2,3,like,1511539302\n",
+     r"UserBehavior.csv: line 3: behavior_type 'like' is not one of"),
+    ("1,2,3,pv,1511539300\n1,x,3,pv,1511539301\n",
+     r"UserBehavior.csv: line 2: user_id, item_id, category_id and timestamp"),
+    ("1,2,3,pv,1511539300\n1,2,3,pv\n", r"line 2: 4 fields, expected 5"),
+    ("1,2,3,buy,1511539300\n", r"no row has behaviour \['pv'\] inside the window"),
+    ("", "UserBehavior.csv: no rows"),
+])
+def test_taobao_bad_rows(tmp_path, text: str, message: str) -> None:
     path = tmp_path / "UserBehavior.csv"
-    path.write_text("1,2,3,pv,1511539300\n1,2,3,pv,1511539301\n1,2,3,like,1511539302\n")
-    with pytest.raises(DataError, match=r"UserBehavior.csv: line 3: behavior_type 'like' is not one of"):
+    path.write_text(text)
+    with pytest.raises(DataError, match=message):
         read_taobao(path, ["pv"], WINDOW)
-    path.write_text("1,2,3,pv,1511539300\n1,x,3,pv,1511539301\n")
-    with pytest.raises(DataError, match=r"UserBehavior.csv: line 2: user_id, item_id, category_id and timestamp"):
-        read_taobao(path, ["pv"], WINDOW)
-    path.write_text("1,2,3,pv,1511539300\n1,2,3,pv\n")
-    with pytest.raises(DataError, match=r"line 2: 4 fields, expected 5"):
-        read_taobao(path, ["pv"], WINDOW)
-    path.write_text("1,2,3,buy,1511539300\n")
-    with pytest.raises(DataError, match=r"no row has behaviour \['pv'\] inside the window"):
-        read_taobao(path, ["pv"], WINDOW)
-    path.write_text("")
-    with pytest.raises(DataError, match="UserBehavior.csv: no rows"):
-        read_taobao(path, ["pv"], WINDOW)
+
+
+def test_taobao_archive_cut_short(tmp_path) -> None:
     archive = tmp_path / "UserBehavior.csv.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("UserBehavior.csv", "1,2,3,pv,1511539300\n" * 1000)
