@@ -48,6 +48,15 @@ def categorical(values: np.ndarray) -> pd.Categorical:
                                      categories=pd.Index(uniques.astype(str), dtype=object))
 
 
+def sorted_categorical(codes: np.ndarray, names: list[str]) -> pd.Categorical:
+    """Ids coded in order of first appearance (``names[code]``), recoded so that the
+    categories are sorted, as :func:`categorical` makes them."""
+    order = np.argsort(np.asarray(names, dtype=object), kind="stable")
+    rank = np.empty(order.size, dtype=np.int32)
+    rank[order] = np.arange(order.size, dtype=np.int32)
+    return pd.Categorical.from_codes(rank[codes], categories=pd.Index([names[k] for k in order], dtype=object))
+
+
 def as_log(frame: pd.DataFrame) -> pd.DataFrame:
     """The canonical in-memory log: categorical ids, int64 timestamps, int8 labels."""
     out = {}
