@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,6 +60,35 @@ def _optimizer(model: CTRModel, spec: TrainingSpec) -> torch.optim.Optimizer:
     return torch.optim.SGD(model.parameters(), lr=spec.lr)
 
 
+def train_epoch(model: CTRModel, optimizer: torch.optim.Optimizer, train: DeviceSamples,
+                batches: list[torch.Tensor], spec: TrainingSpec, label: str, epoch: int,
+                on_step: Callable[[], None] = lambda: None) -> float:
+    """One pass over ``batches`` (index tensors) in training mode; returns the mean click
+    LogLoss over the epoch's samples. ``on_step`` runs after each optimizer step."""
+    model.train()
+    bar = tqdm((train.batch(index) for index in batches), total=len(batches), leave=False,
+               desc=f"{label} epoch {epoch}/{spec.epochs}", mininterval=2.0)
+    seen_loss, seen = 0.0, 0
+    for step, batch in enumerate(bar, start=1):
+        out = model(batch)
+        ctr = click_loss(out.logit, batch.label)
+        loss = spec.click_loss_weight * ctr + out.aux_loss
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"{label}: loss became {loss.item()} at epoch {epoch}, batch {step}; "
+                "lower the learning rate or check the inputs"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if spec.grad_clip_norm is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip_norm)
+        optimizer.step()
+        on_step()
+        seen_loss += ctr.item() * batch.label.numel()
+        seen += batch.label.numel()
+    return seen_loss / seen
+
+
 def train_run(
     model: CTRModel,
     data: dict[str, DeviceSamples],
@@ -88,34 +117,19 @@ def train_run(
             snapshots[fraction] = (step, copy.deepcopy(model.state_dict()))
 
     for epoch in range(1, spec.epochs + 1):
-        model.train()
         batches = train.training_batches(spec.batch_size, spec.length_sort_chunk, shuffler)
         if epoch == 1:  # every epoch has the same number of batches
             for fraction in snapshot_fractions:
                 wanted.setdefault(round(fraction * len(batches) * spec.epochs), []).append(fraction)
             keep(0)
-        bar = tqdm((train.batch(index) for index in batches), total=len(batches), leave=False,
-                   desc=f"{label} epoch {epoch}/{spec.epochs}", mininterval=2.0)
-        seen_loss, seen = 0.0, 0
-        for step, batch in enumerate(bar, start=1):
-            out = model(batch)
-            ctr = click_loss(out.logit, batch.label)
-            loss = spec.click_loss_weight * ctr + out.aux_loss
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"{label}: loss became {loss.item()} at epoch {epoch}, batch {step}; "
-                    "lower the learning rate or check the inputs"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if spec.grad_clip_norm is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip_norm)
-            optimizer.step()
+
+        def stepped() -> None:
+            nonlocal step_total
             step_total += 1
             keep(step_total)
-            seen_loss += ctr.item() * batch.label.numel()
-            seen += batch.label.numel()
-        row: dict[str, float] = {"epoch": epoch, "train_logloss": seen_loss / seen}
+
+        train_logloss = train_epoch(model, optimizer, train, batches, spec, label, epoch, on_step=stepped)
+        row: dict[str, float] = {"epoch": epoch, "train_logloss": train_logloss}
         for split in EVAL_SPLITS:
             metrics = evaluate(data[split].label, predict(model, data[split], eval_batch_size), data[split].user)
             row.update({f"{split}_{k}": v for k, v in metrics.items()})
