@@ -33,7 +33,6 @@ from sarn.errors import DataError
 from sarn.params import ProtocolSpec, TimeSplitSpec
 
 SPLITS = ("train", "valid", "test")
-_HISTORY = ("hist_item", "hist_category", "hist_timestamp", "neg_item", "neg_category")
 
 
 class _SortedLog:
