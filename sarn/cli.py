@@ -27,6 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     raw.add_argument("--downloads", type=Path, default=Path("data/download"),
                      help="where published files are fetched to, or placed by hand (default: %(default)s)")
 
+    down = sub.add_parser("download", help="fetch and verify a dataset's published files ahead of the raw stage")
+    down.add_argument("--dataset", required=True)
+    down.add_argument("--downloads", type=Path, default=Path("data/download"),
+                      help="where published files are fetched to, or placed by hand (default: %(default)s)")
+
     pre = sub.add_parser("preprocess", help="build train/valid/test samples from a raw log")
     pre.add_argument("--dataset", required=True)
     pre.add_argument("--raw", type=Path, required=True, help="raw data folder")
@@ -88,7 +93,7 @@ def _run(args: argparse.Namespace) -> None:
     if args.command == "check":
         log.info("%s is valid", args.params)
         return
-    if args.command in ("raw", "preprocess", "train", "sweep"):
+    if args.command in ("raw", "download", "preprocess", "train", "sweep"):
         if args.dataset not in params.datasets:
             raise SarnError(f"unknown dataset {args.dataset!r}; {args.params} defines: "
                             f"{', '.join(sorted(params.datasets))}")
@@ -99,6 +104,14 @@ def _run(args: argparse.Namespace) -> None:
         from sarn.data.prepare import make_raw
 
         make_raw(args.dataset, params.datasets[args.dataset], args.out, args.downloads)
+    elif args.command == "download":
+        from sarn.data.prepare import download
+
+        fetched = download(args.dataset, params.datasets[args.dataset], args.downloads)
+        for key, (path, digest) in fetched.items():
+            log.info("datasets.%s.source.%s: %s (sha256 %s)", args.dataset, key, path, digest)
+        if not fetched:
+            log.info("datasets.%s: nothing to download (a generated or a user's own log)", args.dataset)
     elif args.command == "preprocess":
         from sarn.data.prepare import preprocess
 

@@ -282,3 +282,12 @@ def test_the_raw_command_takes_its_download_folder(tmp_path, monkeypatch) -> Non
     assert len(read_log(tmp_path / "raw" / "clicks.npz")) == 25
     assert main(["raw", "--dataset", "shop", "--out", "raw2"]) == 2  # data/download/ is empty: offline
     assert not (tmp_path / "raw2").exists()
+    files = {name: (downloads / name).read_bytes() for name in ("r.json.gz", "m.json.gz")}
+    with serve(Served(files)) as url:
+        for entry, name in (("reviews", "r.json.gz"), ("meta", "m.json.gz")):
+            params["datasets"]["shop"]["source"][entry]["urls"] = [f"{url}/{name}"]
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+        assert main(["download", "--dataset", "shop"]) == 0  # fetched ahead, e.g. on a login node
+    assert (tmp_path / "data" / "download" / "r.json.gz").read_bytes() == files["r.json.gz"]
+    assert main(["raw", "--dataset", "shop", "--out", "raw3"]) == 0  # now offline is fine
+    assert main(["download", "--dataset", "default"]) == 0  # nothing to fetch for generated data

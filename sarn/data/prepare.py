@@ -34,28 +34,36 @@ SOURCE_FILE = "source.json"
 IDS_FILE = "ids.npz"
 
 
+def download(name: str, spec: DatasetSpec, downloads: Path = DOWNLOAD_DIR) -> dict[str, tuple[Path, str]]:
+    """Fetch and verify the published files of dataset ``name`` (none for a generated or a
+    user's own log): params key under ``source`` → (local path, SHA-256). The raw stage
+    calls this first; on its own it fetches ahead, e.g. on a cluster's login node."""
+    source = spec.source
+    files = {"reviews": source.reviews, "meta": source.meta} if isinstance(source, AmazonSource) else (
+        {"archive": source.archive} if isinstance(source, TaobaoSource) else {})
+    return {key: fetch(remote, f"datasets.{name}.source.{key}", downloads) for key, remote in files.items()}
+
+
 def _read_source(name: str, spec: DatasetSpec, downloads: Path) -> tuple[pd.DataFrame, dict]:
     """The source's log before the core filter, and what describes where it came from."""
     source = spec.source
-    key = f"datasets.{name}.source"
+    fetched = download(name, spec, downloads)
+    described: dict = {"kind": source.kind, "files": {path.name: digest for path, digest in fetched.values()}}
     if isinstance(source, SyntheticSource):
         log.info("raw[%s]: generating the embedded click log (%s users)", name, source.generator.n_users)
-        return generate_clicks(source.generator), {"kind": "synthetic"}
+        return generate_clicks(source.generator), described
     if isinstance(source, AmazonSource):
-        (reviews, reviews_sha), (meta, meta_sha) = (fetch(source.reviews, f"{key}.reviews", downloads),
-                                                     fetch(source.meta, f"{key}.meta", downloads))
-        log.info("raw[%s]: parsing %s and %s", name, reviews, meta)
-        files = {reviews.name: reviews_sha, meta.name: meta_sha}
-        return read_amazon(reviews, meta), {"kind": "amazon", "files": files}
+        log.info("raw[%s]: parsing %s and %s", name, fetched["reviews"][0], fetched["meta"][0])
+        return read_amazon(fetched["reviews"][0], fetched["meta"][0]), described
     if isinstance(source, TaobaoSource):
-        archive, digest = fetch(source.archive, f"{key}.archive", downloads)
-        log.info("raw[%s]: parsing %s", name, archive)
-        frame, dropped = read_taobao(archive, source.behaviors, source.window)
-        return frame, {"kind": "taobao", "files": {archive.name: digest}, **dropped}
+        log.info("raw[%s]: parsing %s", name, fetched["archive"][0])
+        frame, dropped = read_taobao(fetched["archive"][0], source.behaviors, source.window)
+        return frame, described | dropped
     if isinstance(source, LogSource):
         path = Path(source.path)
         if not path.is_file():
-            raise DataError(f"{key}.path: {path} does not exist (expected a CSV or parquet click log)")
+            raise DataError(f"datasets.{name}.source.path: {path} does not exist "
+                            "(expected a CSV or parquet click log)")
         return read_user_log(path), {"kind": "log", "files": {str(path): sha256_of(path)}}
     raise AssertionError(f"unhandled source {source!r}")  # pragma: no cover - the schema is closed
 
