@@ -24,13 +24,12 @@ def _parser() -> argparse.ArgumentParser:
     raw = sub.add_parser("raw", help="produce a dataset's raw click log")
     raw.add_argument("--dataset", required=True)
     raw.add_argument("--out", type=Path, required=True, help="raw data folder")
-    raw.add_argument("--downloads", type=Path, default=Path("data/download"),
-                     help="where published files are fetched to, or placed by hand (default: %(default)s)")
 
     down = sub.add_parser("download", help="fetch and verify a dataset's published files ahead of the raw stage")
     down.add_argument("--dataset", required=True)
-    down.add_argument("--downloads", type=Path, default=Path("data/download"),
-                      help="where published files are fetched to, or placed by hand (default: %(default)s)")
+    for fetching in (raw, down):
+        fetching.add_argument("--downloads", type=Path, default=Path("data/download"),
+                              help="where published files are fetched to, or placed by hand (default: %(default)s)")
 
     pre = sub.add_parser("preprocess", help="build train/valid/test samples from a raw log")
     pre.add_argument("--dataset", required=True)
