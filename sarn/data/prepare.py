@@ -1,6 +1,6 @@
 """The two data stages: produce a raw click log, then turn it into sample files.
 
-Layout of a raw dataset folder: ``clicks.parquet`` (see :mod:`sarn.data.raw`) and
+Layout of a raw dataset folder: ``clicks.npz`` (see :mod:`sarn.data.raw`) and
 ``source.json`` (which files it came from, their checksums, and how many rows each
 filter dropped). Layout of a processed dataset folder: ``train.npz``, ``valid.npz``,
 ``test.npz`` (see :mod:`sarn.data.arrays`), ``meta.json`` (vocabulary sizes),
