@@ -217,7 +217,7 @@ def build_samples(log: pd.DataFrame, protocol: ProtocolSpec, on_split: SplitSink
                         "online-ad data; split by user applies to click-only logs")
     if not labeled and protocol.negative_drop:
         raise DataError("protocol.negative_drop applies to logs with a label column; this log has none")
-    log_counts = counts(log)
+    log_counts = counts({c: log[c].array for c in ID_COLUMNS if c in log.columns})
     ids = {c: np.asarray(log[c].cat.categories).astype(str) for c in ID_COLUMNS if c in log.columns}
     columns = {c: (log[c].cat.codes.to_numpy() if c in ids else log[c].to_numpy()) for c in log.columns}
     del log
