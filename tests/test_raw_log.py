@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -161,3 +162,13 @@ def test_a_labeled_log_with_context_runs_through_every_stage_and_reports_auc_onl
     assert 0.5 < metrics["auc_mean"] <= 1 and "logloss_mean" not in metrics and "gauc_mean" not in metrics
     runs = pd.read_csv(tmp_path / "results/table2/mine/din/runs.csv")
     assert runs["test_logloss"].isna().all() and runs["test_auc"].notna().all()
+
+
+def test_a_missing_or_foreign_stored_log_is_refused(tmp_path) -> None:
+    from sarn.data.arrays import save_arrays
+
+    with pytest.raises(DataError, match="clicks.npz: raw click log not found \\(run the raw stage first\\)"):
+        read_log(tmp_path / "clicks.npz")
+    save_arrays(tmp_path / "clicks.npz", {"user_id": np.zeros(2, dtype=np.int32)})
+    with pytest.raises(DataError, match=r"clicks.npz: missing column\(s\) item_id, category_id, timestamp"):
+        read_log(tmp_path / "clicks.npz")
