@@ -7,9 +7,11 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
+from benchmarks.straightforward_sarn import reference_outputs
 from sarn.errors import ConfigError
 from sarn.models import MODELS, Batch, build_model, model_class
-from sarn.models.sarn import SARN
+from sarn.nn import relation as relation_module
+from sarn.nn import relation_combine
 from sarn.params import load
 from sarn.train.loop import click_loss
 from tests.conftest import ROOT
@@ -155,56 +157,41 @@ def test_sarn_relations_lie_in_unit_interval_and_vanish_on_padding() -> None:
         assert (view.scores[k, n:, :] == 0).all() and (view.scores[k, :, n:] == 0).all()
 
 
-def _straightforward_sarn(net: SARN, batch: Batch) -> dict[str, torch.Tensor]:
-    """The reference graph, every pair materialised: attention MLP on [t ; g_ij] per pair."""
-    t, x, mask = net.embed(batch)
-    b, length, d = x.shape
-    phi = torch.relu(x @ net.relation.source.weight.T)
-    phi = phi / (phi.norm(dim=-1, keepdim=True) + 1e-10)
-    vphi = torch.relu(x @ net.relation.target.weight.T)
-    vphi = vphi / (vphi.norm(dim=-1, keepdim=True) + 1e-10)
-    rel = torch.einsum("bih,bjh->bij", phi, vphi)
-    g = torch.empty(b, length, length, d, dtype=x.dtype)
-    for i in range(length):
-        for j in range(length):
-            g[:, i, j] = x[:, j] + rel[:, i, j, None] * x[:, i]
-    w1 = torch.cat([net.pool.query.weight, net.pool.pair.weight], dim=1)
-    inp = torch.cat([t[:, None, None, :].expand(b, length, length, d), g], dim=-1)
-    hidden = torch.relu(inp @ w1.T + net.pool.query.bias)
-    s = torch.sigmoid(hidden @ net.pool.score.weight.T + net.pool.score.bias).squeeze(-1)
-    pair_mask = mask[:, :, None] * mask[:, None, :]
-    out = (s * pair_mask)[..., None] * g
-    user = torch.maximum(out.reshape(b, -1, d).max(dim=1).values, torch.zeros(d, dtype=x.dtype))
-    pred = net.regressor_out(torch.relu(net.regressor_in(g))).squeeze(-1)
-    pos = torch.arange(length, dtype=x.dtype)
-    gap = pos[None, :] - pos[:, None]
-    target = torch.sign(gap) * torch.sqrt(gap.abs() / length)
-    reg = (mask[:, :, None] * (pred - target) ** 2).mean()
-    return {"relation": rel, "scores": s * pair_mask, "user": user, "position_loss": reg}
-
-
-def test_sarn_matches_the_straightforward_graph_in_float64() -> None:
-    net = model("sarn", seed=7, dtype=torch.float64)
+@pytest.mark.parametrize(("lengths", "seed"), [([6, 3, 8, 1, 0, 5], 8), ([7, 7, 7, 7], 11), ([9, 2, 5], 12)])
+def test_sarn_matches_the_straightforward_graph_in_float64(lengths: list[int], seed: int) -> None:
+    """Logits, every loss and every gradient agree with the reference graph on fresh inputs
+    (the second batch has no padding, so pooled channels whose pairs are all negative meet
+    the zero vector without a padded pair to tie with)."""
+    net = model("sarn", seed=seed, dtype=torch.float64)
     net.train()
-    batch = make_batch([6, 3, 8, 1, 0, 5], seed=8)
-    ref = _straightforward_sarn(net, batch)
-    view = net.relational_view(batch)
-    ours = {
-        "relation": view.relation, "scores": view.scores, "user": view.user,
-        "position_loss": net._position_loss(view.history, view.relation, view.mask),
-    }
-    for key, value in ref.items():
-        err = (ours[key] - value).abs().max() / value.abs().max().clamp(min=1e-300)
-        assert err < 1e-10, key
-    # Gradients of the same scalar through both graphs agree too.
-    grads = []
-    for result in (ref, ours):
+    batch = make_batch(lengths, seed=seed + 100)
+    label = batch.label.double()
+
+    def run(compute) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        torch.manual_seed(seed)  # the same permutation of positions in the auxiliary loss
+        values = compute()
+        values["loss"] = 0.5 * click_loss(values["logit"], label) + values["aux_loss"]
         net.zero_grad()
-        (result["user"].sum() + result["position_loss"] + result["scores"].sum()).backward(retain_graph=True)
-        grads.append({n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None})
-    assert grads[0].keys() == grads[1].keys() and grads[0]
-    for n in grads[0]:
-        err = (grads[0][n] - grads[1][n]).abs().max() / grads[0][n].abs().max().clamp(min=1e-300)
+        values["loss"].backward()
+        return values, {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+
+    def ours() -> dict[str, torch.Tensor]:
+        view = net.relational_view(batch)
+        out = net(batch)
+        torch.manual_seed(seed)
+        click = net._click_loss(batch, view.history, view.relation, view.mask)
+        return {"relation": view.relation, "scores": view.scores, "user": view.user, "logit": out.logit,
+                "position_loss": net._position_loss(view.pairs, view.mask), "click_aux_loss": click,
+                "aux_loss": out.aux_loss}
+
+    ref, ref_grads = run(lambda: reference_outputs(net, batch))
+    mine, my_grads = run(ours)
+    for key, value in ref.items():
+        err = (mine[key] - value).abs().max() / value.abs().max().clamp(min=1e-300)
+        assert err < 1e-10, key
+    assert ref_grads.keys() == my_grads.keys() and len(ref_grads) == len(list(net.parameters()))
+    for n, grad in ref_grads.items():
+        err = (my_grads[n] - grad).abs().max() / grad.abs().max().clamp(min=1e-300)
         assert err < 1e-10, n
 
 
@@ -264,3 +251,49 @@ def test_a_context_feature_reaches_every_model_as_a_learned_bias(name: str) -> N
     assert net.context_bias.weight.grad[1:].abs().sum() > 0 and net.context_bias.weight.grad[0] == 0
     with pytest.raises(ValueError, match="built for a context feature but the batch has none"):
         net(replace(batch, context=None))
+
+
+@pytest.mark.parametrize("chunk_elements", [2**24, 40])
+def test_pair_scores_without_stored_pairs_match_the_materialised_ones(monkeypatch, chunk_elements: int) -> None:
+    """SARN's pair MLP (recomputed a slice of the batch at a time in the backward pass)
+    gives the values and gradients of the same MLP on materialised pairs, and passes
+    autograd's numerical gradient check, with one slice and with many."""
+    monkeypatch.setattr(relation_module, "CHUNK_ELEMENTS", chunk_elements)
+    g = torch.Generator().manual_seed(3)
+    b, length, d, h = 5, 4, 3, 6
+
+    def leaf(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64).requires_grad_()
+
+    relation, items, weight, shift, out = leaf(b, length, length), leaf(b, length, d), leaf(h, d), leaf(b, h), leaf(h)
+    inputs = (relation, items, weight, shift, out)
+
+    def similitude(*args):
+        return relation_module.SimilitudePairs(args[0], args[1]).score(*args[2:])
+
+    def materialised(*args):
+        return relation_module.MaterialisedPairs(relation_combine(args[0], args[1])).score(*args[2:])
+
+    assert torch.autograd.gradcheck(similitude, inputs)
+    ours, ref = similitude(*inputs), materialised(*inputs)
+    assert torch.allclose(ours, ref, rtol=1e-12, atol=0)
+    probe = torch.randn(ours.shape, generator=g, dtype=torch.float64)
+    grads = [torch.autograd.grad((f(*inputs) * probe).sum(), inputs) for f in (similitude, materialised)]
+    for mine, theirs in zip(*grads, strict=True):
+        assert torch.allclose(mine, theirs, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_every_model_trains_under_bfloat16_autocast(name: str) -> None:
+    """runtime.precision: bf16 runs the forward pass under autocast (CUDA); the CPU's
+    autocast mixes the same dtypes, so a model that breaks there breaks on the GPU too."""
+    net = model(name)
+    net.train()
+    batch = make_batch([5, 3, 7, 2], seed=1)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = net(batch)
+        loss = click_loss(out.logit.float(), batch.label) + out.aux_loss
+    loss.backward()
+    assert torch.isfinite(loss)
+    grads = [p.grad for p in net.parameters() if p.grad is not None]
+    assert grads and all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)

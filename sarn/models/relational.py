@@ -16,17 +16,18 @@ from sarn.models.base import Batch, CTRModel, ModelOutput
 from sarn.nn import AttentiveMaxPool, OutputHead, masked_max, masked_mean
 from sarn.nn.activation import DiceEval
 from sarn.nn.head import BatchNormMode
+from sarn.nn.relation import Pairs
 
 
 class RelationalView(NamedTuple):
-    """t (B, d), X (B, L, d), mask (B, L), relation R (B, L, L) or None, pairs g (B, L, L, d),
+    """t (B, d), X (B, L, d), mask (B, L), relation R (B, L, L) or None, the pairs g,
     user vector u (B, d) and attention scores s (B, L, L), zero on padded pairs."""
 
     target: torch.Tensor
     history: torch.Tensor
     mask: torch.Tensor
     relation: torch.Tensor | None
-    pairs: torch.Tensor
+    pairs: Pairs
     user: torch.Tensor
     scores: torch.Tensor
 
@@ -47,10 +48,8 @@ class RelationalModel(CTRModel):
         self.pool = AttentiveMaxPool(d, attention_hidden)
         self.head = OutputHead(5 * d, head, "dice", batchnorm, dice_eval, bias=[True] + [False] * len(head))
 
-    def pair_vectors(
-        self, history: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """Pairs g (B, L, L, d), optionally ``self.pool.pair`` applied to them, and R or None."""
+    def pair_vectors(self, history: torch.Tensor) -> tuple[Pairs, torch.Tensor | None]:
+        """The pairs g of a history (B, L, d) and the relation R (B, L, L), or None."""
         raise NotImplementedError
 
     def extra_loss(self, batch: Batch, view: RelationalView) -> torch.Tensor:
@@ -60,9 +59,9 @@ class RelationalModel(CTRModel):
     def relational_view(self, batch: Batch) -> RelationalView:
         """Everything computed before the output MLP (also what Figs. 5 and 6 plot)."""
         target, history, mask = self.embed(batch)
-        pairs, projection, relation = self.pair_vectors(history)
+        pairs, relation = self.pair_vectors(history)
         pair_mask = mask.unsqueeze(2) * mask.unsqueeze(1)
-        user, scores = self.pool(target, pairs, pair_mask, projection)
+        user, scores = self.pool(target, pairs, pair_mask)
         return RelationalView(target, history, mask, relation, pairs, user, scores)
 
     def score(self, batch: Batch) -> ModelOutput:

@@ -15,6 +15,7 @@ from torch import nn
 from sarn.models.relational import RelationalModel
 from sarn.nn.activation import DiceEval
 from sarn.nn.head import BatchNormMode
+from sarn.nn.relation import MaterialisedPairs
 
 
 class RN(RelationalModel):
@@ -36,6 +37,6 @@ class RN(RelationalModel):
         self.target = nn.Linear(d, relation_hidden, bias=False)  # the x_j half
         self.out = nn.Linear(relation_hidden, d)
 
-    def pair_vectors(self, history: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+    def pair_vectors(self, history: torch.Tensor) -> tuple[MaterialisedPairs, None]:
         hidden = self.source(history).unsqueeze(2) + self.target(history).unsqueeze(1)
-        return self.out(torch.relu(hidden)), None, None
+        return MaterialisedPairs(self.out(torch.relu(hidden))), None

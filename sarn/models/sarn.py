@@ -19,7 +19,7 @@ from torch import nn
 
 from sarn.models.base import Batch
 from sarn.models.relational import RelationalModel, RelationalView
-from sarn.nn import ClickHead, SimilitudeRelation, relation_combine
+from sarn.nn import ClickHead, SimilitudePairs, SimilitudeRelation
 from sarn.nn.activation import DiceEval
 from sarn.nn.head import BatchNormMode
 
@@ -49,25 +49,25 @@ class SARN(RelationalModel):
         self.regressor_out = nn.Linear(regressor_hidden, 1)
         self.aux_net = ClickHead(2 * d, aux_hidden, batchnorm)
 
-    def pair_vectors(self, history: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def pair_vectors(self, history: torch.Tensor) -> tuple[SimilitudePairs, torch.Tensor]:
         rel = self.relation(history)
-        return relation_combine(rel, history), relation_combine(rel, self.pool.pair(history)), rel
+        return SimilitudePairs(rel, history), rel
 
     def extra_loss(self, batch: Batch, view: RelationalView) -> torch.Tensor:
         assert view.relation is not None
         loss = self.no_aux_loss(view.user)
         if self.alpha:
-            loss = loss + self.alpha * self._position_loss(view.history, view.relation, view.mask)
+            loss = loss + self.alpha * self._position_loss(view.pairs, view.mask)
         if self.beta:
             loss = loss + self.beta * self._click_loss(batch, view.history, view.relation, view.mask)
         return loss
 
-    def _position_loss(self, history: torch.Tensor, rel: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _position_loss(self, pairs: SimilitudePairs, mask: torch.Tensor) -> torch.Tensor:
         """Eq. 4: regress d(i, j) = sign(j − i)·sqrt(|j − i| / L) from g_ij; rows masked."""
-        length = history.shape[1]
-        hidden = relation_combine(rel, nn.functional.linear(history, self.regressor_in.weight))
-        pred = self.regressor_out(torch.relu(hidden + self.regressor_in.bias)).squeeze(-1)
-        pos = torch.arange(length, device=history.device, dtype=history.dtype)
+        length = mask.shape[1]
+        pred = pairs.score(self.regressor_in.weight, self.regressor_in.bias, self.regressor_out.weight[0])
+        pred = pred + self.regressor_out.bias
+        pos = torch.arange(length, device=pred.device, dtype=pred.dtype)
         gap = pos.unsqueeze(0) - pos.unsqueeze(1)  # gap[i, j] = j - i
         target = torch.sign(gap) * torch.sqrt(gap.abs() / length)
         return (mask.unsqueeze(2) * (pred - target) ** 2).mean()

@@ -4,7 +4,7 @@ from sarn.nn.activation import Dice, make_activation
 from sarn.nn.attention import AttentiveMaxPool, TargetAttention
 from sarn.nn.embedding import ItemEmbedding
 from sarn.nn.head import BatchNorm, ClickHead, OutputHead
-from sarn.nn.relation import SimilitudeRelation, relation_combine
+from sarn.nn.relation import MaterialisedPairs, Pairs, SimilitudePairs, SimilitudeRelation, relation_combine
 from sarn.nn.sequence import masked_max, masked_mean, masked_sum
 
 __all__ = [
@@ -13,7 +13,10 @@ __all__ = [
     "ClickHead",
     "Dice",
     "ItemEmbedding",
+    "MaterialisedPairs",
     "OutputHead",
+    "Pairs",
+    "SimilitudePairs",
     "SimilitudeRelation",
     "TargetAttention",
     "make_activation",

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from sarn.nn.relation import Pairs, batch_slices
+
 # The reference code fills masked scores with -2**32 + 1 before the softmax: an
 # all-padding history then gets uniform weights over zero vectors instead of NaN.
 _MASKED_SCORE = -(2.0**32) + 1
@@ -45,6 +47,11 @@ class AttentiveMaxPool(nn.Module):
     ``s_ij = sigmoid(w₂ · ReLU(W₁ [t ; g_ij] + b₁) + b₂)`` with no softmax; the pooled
     user vector is the per-channel max of ``s_ij · g_ij`` over valid pairs and one zero
     vector (see :func:`sarn.nn.sequence.masked_max` for why the zero is always there).
+
+    A max passes its gradient to one pair per channel only, so the (B, L, L, d) products
+    are formed without autograd to find that pair, and only the chosen products are
+    recomputed with it: the same values and gradients (up to ties, which have measure
+    zero), without keeping two pair-sized tensors for the backward pass.
     """
 
     def __init__(self, dim: int, hidden: int) -> None:
@@ -54,21 +61,14 @@ class AttentiveMaxPool(nn.Module):
         self.score = nn.Linear(hidden, 1)
 
     def forward(
-        self,
-        target: torch.Tensor,
-        pairs: torch.Tensor,
-        pair_mask: torch.Tensor,
-        pair_projection: torch.Tensor | None = None,
+        self, target: torch.Tensor, pairs: Pairs, pair_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pool ``pairs`` (B, L, L, d) → (B, d); also return the scores s (B, L, L).
-
-        ``pair_projection`` may hold ``self.pair`` applied to every pair, when the caller
-        can compute it more cheaply (SARN: see :func:`sarn.nn.relation.relation_combine`).
-        """
-        if pair_projection is None:
-            pair_projection = self.pair(pairs)
-        hidden = torch.relu(pair_projection + self.query(target)[:, None, None, :])
-        scores = torch.sigmoid(self.score(hidden).squeeze(-1))
-        weighted = (scores * pair_mask).unsqueeze(-1) * pairs
-        pooled = weighted.flatten(1, 2).amax(dim=1).clamp(min=0.0)
-        return pooled, scores * pair_mask
+        """Pool ``pairs`` (B, L, L, d) → (B, d); also return the scores s (B, L, L), zero on padded pairs."""
+        logits = pairs.score(self.pair.weight, self.query(target), self.score.weight[0]) + self.score.bias
+        scores = torch.sigmoid(logits) * pair_mask
+        with torch.no_grad():
+            b, length, _ = scores.shape
+            index = torch.cat([(pairs.full(rows) * scores[rows].unsqueeze(-1)).flatten(1, 2).argmax(dim=1)
+                               for rows in batch_slices(b, length * length * target.shape[-1])])
+        pooled = scores.flatten(1).gather(1, index) * pairs.select(index)
+        return pooled.clamp(min=0.0), scores
