@@ -252,10 +252,17 @@ class PlotsSpec(_Strict):
     fig6: PlotSpec
 
 
+# fp32: float32 throughout; tf32: CUDA matmuls and convolutions in TensorFloat-32;
+# bf16: the forward pass under CUDA autocast to bfloat16 (and TF32 for what stays float32).
+# The CPU always computes in float32.
+Precision = Literal["fp32", "tf32", "bf16"]
+
+
 class RuntimeSpec(_Strict):
     device: Literal["auto", "cpu", "cuda"]
     threads: PositiveInt
     eval_batch_size: PositiveInt
+    precision: Precision
 
 
 class Params(_Strict):

@@ -65,11 +65,12 @@ def test_training_batches_cover_every_sample_once_and_group_lengths(tiny) -> Non
     _, data, _ = tiny
     train = data["train"]
     batches = train.training_batches(16, 4, torch.Generator().manual_seed(1))
-    seen = torch.cat(batches).sort().values
+    seen = torch.cat([b.index for b in batches]).sort().values
     assert torch.equal(seen, torch.arange(train.size))
-    spread = np.mean([float(train._length[b].max() - train._length[b].min()) for b in batches])
+    assert all(b.width == max(int(train._length[b.index].max()), 1) for b in batches)
+    spread = np.mean([float(train._length[b.index].max() - train._length[b.index].min()) for b in batches])
     plain = train.training_batches(16, 1, torch.Generator().manual_seed(1))
-    plain_spread = np.mean([float(train._length[b].max() - train._length[b].min()) for b in plain])
+    plain_spread = np.mean([float(train._length[b.index].max() - train._length[b.index].min()) for b in plain])
     assert spread < plain_spread
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -10,6 +11,15 @@ import torch
 from sarn.models import Batch
 
 _HISTORY_KEYS = ("hist_item", "hist_category", "hist_timestamp", "neg_item", "neg_category")
+
+
+class BatchIndex(NamedTuple):
+    """One batch: its sample indices (on the device) and its width, the longest history
+    among them (at least 1). The width is found on the host, so cutting a batch never
+    waits for the device."""
+
+    index: torch.Tensor
+    width: int
 
 
 class DeviceSamples:
@@ -22,7 +32,8 @@ class DeviceSamples:
         self.size = int(arrays["label"].size)
         self.user = arrays["user"]
         self.label = arrays["label"].astype(np.float64)
-        self._length = torch.as_tensor(length, device=device)
+        self._length = torch.as_tensor(length)  # on the host: batch widths without a device sync
+        self._device_length = self._length.to(device)
         self._flat = {
             "item": torch.as_tensor(arrays["item"], dtype=torch.long, device=device),
             "category": torch.as_tensor(arrays["category"], dtype=torch.long, device=device),
@@ -40,11 +51,10 @@ class DeviceSamples:
             for key in _HISTORY_KEYS
         }
 
-    def batch(self, index: torch.Tensor) -> Batch:
-        """The samples at ``index``, histories cut to the longest among them (at least 1)."""
-        lengths = self._length[index]
-        width = max(int(lengths.max()), 1)
-        mask = (torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]).float()
+    def batch(self, part: BatchIndex) -> Batch:
+        """The samples of ``part``, histories cut to its width."""
+        index, width = part
+        mask = (torch.arange(width, device=self.device)[None, :] < self._device_length[index][:, None]).float()
         hist = {key: value[index, :width] * mask.long() for key, value in self._hist.items()}
         return Batch(
             item=self._flat["item"][index],
@@ -56,13 +66,16 @@ class DeviceSamples:
             **hist,
         )
 
-    def batches(self, order: torch.Tensor, batch_size: int) -> Iterator[Batch]:
-        """Consecutive batches following ``order`` (a permutation of sample indices)."""
-        for start in range(0, self.size, batch_size):
-            yield self.batch(order[start : start + batch_size])
+    def _part(self, host_index: torch.Tensor) -> BatchIndex:
+        return BatchIndex(host_index.to(self.device), max(int(self._length[host_index].max()), 1))
 
-    def training_batches(self, batch_size: int, sort_chunk: int, generator: torch.Generator) -> list[torch.Tensor]:
-        """One epoch's batches (index tensors), grouped by history length.
+    def batches(self, order: torch.Tensor, batch_size: int) -> Iterator[Batch]:
+        """Consecutive batches following ``order`` (a permutation of sample indices, on the host)."""
+        for start in range(0, self.size, batch_size):
+            yield self.batch(self._part(order[start : start + batch_size]))
+
+    def training_batches(self, batch_size: int, sort_chunk: int, generator: torch.Generator) -> list[BatchIndex]:
+        """One epoch's batches, grouped by history length.
 
         As the reference data iterator does: shuffle, cut into chunks of
         ``sort_chunk`` batches, sort each chunk by history length, cut it into batches
@@ -71,7 +84,7 @@ class DeviceSamples:
         shuffled batches.
         """
         order = torch.randperm(self.size, generator=generator)
-        lengths = self._length.cpu()[order]
+        lengths = self._length[order]
         chunk = batch_size * sort_chunk
         batches = []
         for start in range(0, self.size, chunk):
@@ -79,8 +92,8 @@ class DeviceSamples:
             part = part[torch.sort(lengths[start : start + chunk], stable=True).indices]
             batches += list(part.split(batch_size))
         shuffle = torch.randperm(len(batches), generator=generator)
-        return [batches[k].to(self.device) for k in shuffle]
+        return [self._part(batches[k]) for k in shuffle]
 
     def evaluation_order(self) -> torch.Tensor:
-        """All samples sorted by history length (predictions do not depend on the batch)."""
+        """All samples sorted by history length, on the host (predictions do not depend on the batch)."""
         return torch.sort(self._length, stable=True).indices

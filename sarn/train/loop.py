@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,8 +20,8 @@ from tqdm import tqdm
 
 from sarn.errors import TrainingError
 from sarn.models import CTRModel
-from sarn.params import TrainingSpec
-from sarn.train.batching import DeviceSamples
+from sarn.params import Precision, TrainingSpec
+from sarn.train.batching import BatchIndex, DeviceSamples
 from sarn.train.metrics import evaluate
 
 log = logging.getLogger(__name__)
@@ -43,50 +44,78 @@ def click_loss(logit: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.binary_cross_entropy_with_logits(logit, label)
 
 
+# Non-finite losses are looked for once every this many steps: reading a loss back from a
+# GPU waits for all queued work, and a read per step would idle the GPU between batches.
+CHECK_EVERY = 50
+
+
+def autocast(device: torch.device, precision: Precision) -> AbstractContextManager:
+    """bf16: the forward pass under CUDA autocast to bfloat16. fp32 and tf32 need no context
+    (TF32 is a global switch, set by :func:`sarn.train.runner.configure_torch`); the CPU
+    always computes in float32."""
+    if precision == "bf16" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
 @torch.no_grad()
-def predict(model: CTRModel, samples: DeviceSamples, batch_size: int) -> np.ndarray:
+def predict(model: CTRModel, samples: DeviceSamples, batch_size: int, precision: Precision = "fp32") -> np.ndarray:
     """Logits of every sample, in order, in evaluation mode."""
     model.eval()
     order = samples.evaluation_order()
-    logits = torch.cat([model(b).logit.double() for b in samples.batches(order, batch_size)])
+    with autocast(samples.device, precision):
+        logits = torch.cat([model(b).logit.double() for b in samples.batches(order, batch_size)]).cpu()
     out = torch.empty_like(logits)
     out[order] = logits
-    return out.cpu().numpy()
+    return out.numpy()
 
 
-def _optimizer(model: CTRModel, spec: TrainingSpec) -> torch.optim.Optimizer:
+def make_optimizer(model: CTRModel, spec: TrainingSpec, device: torch.device) -> torch.optim.Optimizer:
+    """The configured optimizer; Adam runs fused (one kernel for all parameters) on CUDA."""
     if spec.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=spec.lr)
+        return torch.optim.Adam(model.parameters(), lr=spec.lr, fused=True if device.type == "cuda" else None)
     return torch.optim.SGD(model.parameters(), lr=spec.lr)
 
 
+def _check_finite(losses: list[torch.Tensor], first_step: int, label: str, epoch: int) -> None:
+    values = torch.stack(losses)
+    bad = (~torch.isfinite(values)).nonzero()
+    if len(bad):
+        k = int(bad[0, 0])
+        raise TrainingError(
+            f"{label}: loss became {values[k].item()} at epoch {epoch}, batch {first_step + k}; "
+            "lower the learning rate or check the inputs"
+        )
+
+
 def train_epoch(model: CTRModel, optimizer: torch.optim.Optimizer, train: DeviceSamples,
-                batches: list[torch.Tensor], spec: TrainingSpec, label: str, epoch: int,
-                on_step: Callable[[], None] = lambda: None) -> float:
-    """One pass over ``batches`` (index tensors) in training mode; returns the mean click
-    LogLoss over the epoch's samples. ``on_step`` runs after each optimizer step."""
+                batches: list[BatchIndex], spec: TrainingSpec, label: str, epoch: int,
+                on_step: Callable[[], None] = lambda: None, precision: Precision = "fp32") -> float:
+    """One pass over ``batches`` in training mode; returns the mean click LogLoss over the
+    epoch's samples. ``on_step`` runs after each optimizer step. Nothing is read back
+    from the device inside the loop except every ``CHECK_EVERY`` steps."""
     model.train()
-    bar = tqdm((train.batch(index) for index in batches), total=len(batches), leave=False,
+    bar = tqdm((train.batch(part) for part in batches), total=len(batches), leave=False,
                desc=f"{label} epoch {epoch}/{spec.epochs}", mininterval=2.0)
-    seen_loss, seen = 0.0, 0
+    pending: list[torch.Tensor] = []
+    click_sums: list[torch.Tensor] = []
     for step, batch in enumerate(bar, start=1):
-        out = model(batch)
-        ctr = click_loss(out.logit, batch.label)
-        loss = spec.click_loss_weight * ctr + out.aux_loss
-        if not torch.isfinite(loss):
-            raise TrainingError(
-                f"{label}: loss became {loss.item()} at epoch {epoch}, batch {step}; "
-                "lower the learning rate or check the inputs"
-            )
+        with autocast(train.device, precision):
+            out = model(batch)
+            ctr = click_loss(out.logit.float(), batch.label)
+            loss = spec.click_loss_weight * ctr + out.aux_loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if spec.grad_clip_norm is not None:
             torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip_norm)
         optimizer.step()
         on_step()
-        seen_loss += ctr.item() * batch.label.numel()
-        seen += batch.label.numel()
-    return seen_loss / seen
+        pending.append(loss.detach())
+        click_sums.append(ctr.detach() * batch.label.numel())
+        if len(pending) == CHECK_EVERY or step == len(batches):
+            _check_finite(pending, step - len(pending) + 1, label, epoch)
+            pending = []
+    return float(torch.stack(click_sums).double().sum()) / train.size
 
 
 def train_run(
@@ -97,13 +126,14 @@ def train_run(
     eval_batch_size: int,
     label: str,
     snapshot_fractions: Sequence[float] = (),
+    precision: Precision = "fp32",
 ) -> RunResult:
     """Train ``model`` (already initialised under ``seed``) and keep its best epoch.
 
     ``snapshot_fractions`` (0 = before the first update, 1 = after the last) also keeps
     the weights at those points of training (Fig. 5a).
     """
-    optimizer = _optimizer(model, spec)
+    optimizer = make_optimizer(model, spec, data["train"].device)
     shuffler = torch.Generator().manual_seed(seed)
     train = data["train"]
     history: list[dict[str, float]] = []
@@ -128,10 +158,11 @@ def train_run(
             step_total += 1
             keep(step_total)
 
-        train_logloss = train_epoch(model, optimizer, train, batches, spec, label, epoch, on_step=stepped)
+        train_logloss = train_epoch(model, optimizer, train, batches, spec, label, epoch, stepped, precision)
         row: dict[str, float] = {"epoch": epoch, "train_logloss": train_logloss}
         for split in EVAL_SPLITS:
-            metrics = evaluate(data[split].label, predict(model, data[split], eval_batch_size), data[split].user)
+            logits = predict(model, data[split], eval_batch_size, precision)
+            metrics = evaluate(data[split].label, logits, data[split].user)
             row.update({f"{split}_{k}": v for k, v in metrics.items()})
         history.append(row)
         log.info("%s epoch %d: valid AUC %.4f, test AUC %.4f", label, epoch, row["valid_auc"], row["test_auc"])

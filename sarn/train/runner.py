@@ -43,8 +43,14 @@ def configure_torch(runtime: RuntimeSpec) -> torch.device:
             raise ConfigError("runtime.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         device = torch.device("cuda")
+        tf32 = runtime.precision != "fp32"
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32  # on by default in torch: fp32 must switch it off
     else:
         device = torch.device("cpu")
+        if runtime.precision != "fp32":
+            log.warning("runtime.precision is %s, which applies on CUDA only: the CPU computes in fp32",
+                        runtime.precision)
     torch.set_num_threads(runtime.threads)
     torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
     return device
@@ -83,7 +89,7 @@ def train_model(params: Params, dataset: str, model: str, data_dir: Path, out_di
         for seed in seeds:
             net = _new_model(params, model, meta, device, seed)
             result = train_run(net, data, spec.training, seed, params.runtime.eval_batch_size,
-                               label=f"{dataset}/{model} seed {seed}")
+                               label=f"{dataset}/{model} seed {seed}", precision=params.runtime.precision)
             torch.save(result.state_dict, tmp / "checkpoints" / f"seed{seed}.pt")
             best = result.best
             if meta["labeled"]:  # negatives were dropped from training: only the AUC is comparable
@@ -105,6 +111,7 @@ def train_model(params: Params, dataset: str, model: str, data_dir: Path, out_di
             "architecture": spec.architecture,
             "training": spec.training.model_dump(),
             "device": device.type,
+            "precision": params.runtime.precision if device.type == "cuda" else "fp32",
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "selection": "epoch with the best validation AUC; test metrics reported at that epoch",
@@ -120,7 +127,8 @@ def train_snapshots(params: Params, dataset: str, model: str, data_dir: Path, ou
     fractions = params.figures.snapshots
     net = _new_model(params, model, meta, device, seed)
     result = train_run(net, data, params.models[model].training, seed, params.runtime.eval_batch_size,
-                       label=f"{dataset}/{model} snapshots", snapshot_fractions=fractions)
+                       label=f"{dataset}/{model} snapshots", snapshot_fractions=fractions,
+                       precision=params.runtime.precision)
     with atomic_dir(out_dir) as tmp:
         files = []
         for k, fraction in enumerate(fractions):
