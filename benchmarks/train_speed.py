@@ -1,23 +1,35 @@
-"""Training throughput and peak memory of every model, and SARN against a straightforward graph.
+"""Training throughput and peak memory of every model, SARN against the straightforward graph,
+and the project's DIN against DeepCTR-Torch's.
 
-    python benchmarks/train_speed.py [--steps 3] [--batches 128 1024] [--lengths 30 50] [--epoch]
+    python -m benchmarks.train_speed [--device cpu|cuda] [--precision fp32|tf32|bf16] [--steps N]
+                                     [--batches 128 1024] [--lengths 30 50] [--models ...] [--epoch]
 
-Each (model, batch size, history length) runs in its own process so that its peak
-resident memory (``ru_maxrss``) is its own. Histories are full length (the worst case:
-every batch padded to L). ``sarn_straightforward`` is SARN with the attention MLP's
-first layer and the distance regressor applied to every pair g_ij (the reference
-graph); ``sarn`` applies them per item and combines per pair (exact by linearity).
-``deepctr_din`` is DeepCTR-Torch 0.3.0's DIN (installed with --no-deps into
-build/bench-deps, nowhere else) on the same fields, sizes and optimizer as the project's
-DIN, trained with its own loss. ``--epoch`` also times one training epoch on generated
-data of Amazon Electronics' size, with the pipeline's length-grouped batches. The ratios
-compare runs of the same invocation. Every child runs under the allocator settings that
-``python -m sarn`` applies to training. Figures are CPU figures of this machine.
+Three parts, each printed as a table; every ratio compares rows of the same invocation.
+
+1. Every model at each batch size and history length with every history full length
+   (the worst case: each batch padded to L). ``sarn_straightforward`` is the reference
+   graph (benchmarks/straightforward_sarn.py); ``deepctr_din`` is DeepCTR-Torch 0.3.0's
+   DIN (installed with --no-deps into build/bench-deps, nowhere else) on the same fields,
+   sizes and optimizer as the project's DIN, trained with its own loss.
+2. SARN at batch 128 on histories with Amazon Electronics' lengths (up to 30), the
+   straightforward graph first, then the known leads added one at a time, ending with the
+   project's SARN as the pipeline trains it. All rows train on the same batches' samples.
+3. With ``--epoch``: one training epoch of DIN and SARN on generated data of Amazon
+   Electronics' size and lengths (192,403 users), batched as the pipeline batches.
+
+Every row trains through the pipeline's own step (``sarn.train.loop.train_epoch``:
+autocast, fused Adam on CUDA, no read-back inside the loop), except DeepCTR's, which
+uses its own. On the CPU each row runs in its own process, so that its peak resident
+memory (``ru_maxrss``) is its own, under the allocator settings ``python -m sarn``
+gives training, unless the row says otherwise. On CUDA all rows share one process and
+the peak is ``torch.cuda.max_memory_allocated``.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import hashlib
 import json
 import os
 import resource
@@ -26,35 +38,35 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from benchmarks.straightforward_sarn import StraightforwardSARN
+from sarn import ALLOCATOR_ENV
+from sarn.models import MODELS, Batch, build_model
+from sarn.params import Params, load
+from sarn.train.batching import BatchIndex, DeviceSamples
+from sarn.train.loop import make_optimizer, train_epoch
+from sarn.train.runner import configure_torch
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def straightforward_sarn(n_items: int, n_categories: int, architecture: dict):
-    """SARN whose per-pair layers run on every materialised pair (no factorisation)."""
-    import torch
-
-    from sarn.models.sarn import SARN
-    from sarn.nn import relation_combine
-
-    class StraightforwardSARN(SARN):
-        def pair_vectors(self, history: torch.Tensor):
-            rel = self.relation(history)
-            return relation_combine(rel, history), None, rel  # pooling applies W₁ per pair
-
-        def _position_loss(self, history, rel, mask):
-            length = history.shape[1]
-            pairs = relation_combine(rel, history)
-            pred = self.regressor_out(torch.relu(self.regressor_in(pairs))).squeeze(-1)
-            pos = torch.arange(length, dtype=history.dtype)
-            gap = pos.unsqueeze(0) - pos.unsqueeze(1)
-            target = torch.sign(gap) * torch.sqrt(gap.abs() / length)
-            return (mask.unsqueeze(2) * (pred - target) ** 2).mean()
-
-    return StraightforwardSARN(n_items, n_categories, **architecture)
-
-
 DEEPCTR = "deepctr-torch==0.3.0"
 DEEPCTR_DIR = ROOT / "build" / "bench-deps"  # the peer lives here only, never in the project's environment
+
+# Amazon Electronics (data.md): 192,403 users, 63,001 items, 801 categories, 1,689,188
+# reviews (8.78 a user, at least 5): the generator is given the same sizes.
+ELECTRONICS = {"n_users": 192_403, "n_items": 63_001, "n_categories": 801, "n_interests": 40,
+               "interests_per_user": 3, "mean_clicks": 8.78, "min_clicks": 5, "max_clicks": 300,
+               "popularity_exponent": 1.0, "start_time": 1_388_534_400, "seed": 0}
+LENGTHS_USERS = 20_000  # part 2 needs Electronics' length distribution, not its size
+
+# Part 2: SARN with the leads added one at a time: (row, model, batches grouped by length?, allocator settings?)
+LEADS = [
+    ("straightforward graph, shuffled batches", "sarn_straightforward", False, False),
+    ("+ allocator settings", "sarn_straightforward", False, True),
+    ("+ first layers per item (project SARN)", "sarn", False, True),
+    ("+ length-grouped batches (as trained)", "sarn", True, True),
+]
 
 
 def install_deepctr() -> bool:
@@ -69,11 +81,9 @@ def install_deepctr() -> bool:
     return done.returncode == 0
 
 
-def deepctr_din(n_items: int, n_categories: int, length: int, architecture: dict):
+def deepctr_din(n_items: int, n_categories: int, length: int, architecture: dict, device: torch.device):
     """DeepCTR-Torch's DIN on the same fields and sizes as the project's DIN; returns the
     model and a function turning a project Batch into its input matrix and labels."""
-    import torch
-
     sys.path.insert(0, str(DEEPCTR_DIR))
     from deepctr_torch.inputs import SparseFeat, VarLenSparseFeat, build_input_features
     from deepctr_torch.models import DIN
@@ -87,10 +97,10 @@ def deepctr_din(n_items: int, n_categories: int, length: int, architecture: dict
     # Its DNN cannot take Dice here (DIN builds the DNN with 3-d Dice for 2-d inputs), so
     # its head gets PReLU: cheaper than the project's Dice head, which favours the peer.
     net = DIN(columns, ["item", "category"], dnn_hidden_units=tuple(architecture["head"]), dnn_activation="prelu",
-              att_hidden_size=tuple(architecture["attention_hidden"]), att_activation="Dice", device="cpu")
+              att_hidden_size=tuple(architecture["attention_hidden"]), att_activation="Dice", device=str(device))
     index = build_input_features(columns)
 
-    def inputs(batch):
+    def inputs(batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         parts = {"item": batch.item[:, None], "category": batch.category[:, None], "hist_item": batch.hist_item,
                  "hist_category": batch.hist_category, "seq_length": batch.mask.sum(1, keepdim=True).long()}
         return torch.cat([parts[name] for name in index], dim=1).float(), batch.label
@@ -98,182 +108,259 @@ def deepctr_din(n_items: int, n_categories: int, length: int, architecture: dict
     return net, inputs
 
 
-def measure(model_name: str, batch: int, length: int, steps: int) -> dict:
-    """Training samples per second and peak memory of one configuration (child process)."""
-    import torch
+def _model(params: Params, name: str, n_items: int, n_categories: int, device: torch.device) -> torch.nn.Module:
+    spec = params.models["sarn" if name == "sarn_straightforward" else name]
+    net = build_model(spec.model, n_items, n_categories, spec.architecture)
+    return (StraightforwardSARN(net) if name == "sarn_straightforward" else net).to(device)
 
-    from sarn.models import Batch, build_model
-    from sarn.params import load
-    from sarn.train.loop import click_loss
 
-    params = load(ROOT / "params.yaml")
-    torch.set_num_threads(params.runtime.threads)
-    torch.manual_seed(0)
-    n_items, n_cats = 50_000, 800
-    run = {"sarn_straightforward": "sarn", "deepctr_din": "din"}.get(model_name, model_name)
-    spec = params.models[run]
-    peer = None
-    if model_name == "sarn_straightforward":
-        net = straightforward_sarn(n_items, n_cats, spec.architecture)
-    elif model_name == "deepctr_din":
-        net, peer = deepctr_din(n_items, n_cats, length, spec.architecture)
-    else:
-        net = build_model(spec.model, n_items, n_cats, spec.architecture)
-    opt = (torch.optim.Adam if spec.training.optimizer == "adam" else torch.optim.SGD)(
-        net.parameters(), lr=spec.training.lr)
-    g = torch.Generator().manual_seed(1)
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
 
-    def ids(n, *shape):
-        return torch.randint(1, n, shape, generator=g)
 
-    data = Batch(item=ids(n_items, batch), category=ids(n_cats, batch),
-                 timestamp=torch.full((batch,), 1_400_000_000),
-                 hist_item=ids(n_items, batch, length), hist_category=ids(n_cats, batch, length),
-                 hist_timestamp=1_400_000_000 - ids(10**7, batch, length),
-                 neg_item=ids(n_items, batch, length), neg_category=ids(n_cats, batch, length),
-                 mask=torch.ones(batch, length), label=torch.randint(0, 2, (batch,), generator=g).float())
-    net.train()
+def _peak_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    def step():
+
+def _train(params: Params, name: str, net: torch.nn.Module, samples: DeviceSamples, batches: list[BatchIndex],
+           precision: str, peer=None) -> float:
+    """Seconds to train on ``batches`` after one warm-up step on the first of them."""
+    spec = params.models["sarn" if name == "sarn_straightforward" else name.removeprefix("deepctr_")].training
+    optimizer = make_optimizer(net, spec, samples.device)
+
+    def run(parts: list[BatchIndex]) -> None:
         if peer is None:
-            out = net(data)
-            loss = spec.training.click_loss_weight * click_loss(out.logit, data.label) + out.aux_loss
-        else:  # DeepCTR's own training step (BaseModel.fit): summed BCE plus its regularisation
-            x, y = peer(data)
+            train_epoch(net, optimizer, samples, parts, spec, name, 1, precision=precision)
+            return
+        net.train()
+        for part in parts:  # DeepCTR's own step (BaseModel.fit): summed BCE plus its regularisation
+            x, y = peer(samples.batch(part))
             loss = torch.nn.functional.binary_cross_entropy(net(x).squeeze(1), y, reduction="sum")
             loss = loss + net.get_regularization_loss() + net.aux_loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
 
-    step()  # warm-up
+    run(batches[:1])
+    _sync(samples.device)
     start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"model": model_name, "batch": batch, "length": length,
-            "samples_per_s": batch * steps / seconds, "peak_mb": peak_mb}
+    run(batches)
+    _sync(samples.device)
+    return time.perf_counter() - start
 
 
-# Amazon Electronics (data.md): 192,403 users, 63,001 items, 801 categories, 1,689,188
-# reviews (8.78 a user, at least 5): the generator is given the same sizes.
-ELECTRONICS = {"n_users": 192_403, "n_items": 63_001, "n_categories": 801, "n_interests": 40,
-               "interests_per_user": 3, "mean_clicks": 8.78, "min_clicks": 5, "max_clicks": 300,
-               "popularity_exponent": 1.0, "start_time": 1_388_534_400, "seed": 0}
+def _random_samples(size: int, length: int, n_items: int, n_categories: int, device: torch.device,
+                    lengths: np.ndarray | None = None) -> DeviceSamples:
+    """Random sample arrays in the preprocess stage's layout; full-length histories by default."""
+    rng = np.random.default_rng(1)
+    hist = {key: rng.integers(1, n, (size, length), dtype=np.int32) for key, n in
+            [("hist_item", n_items), ("hist_category", n_categories), ("neg_item", n_items),
+             ("neg_category", n_categories)]}
+    return DeviceSamples({
+        "user": np.arange(size), "item": rng.integers(1, n_items, size, dtype=np.int32),
+        "category": rng.integers(1, n_categories, size, dtype=np.int32),
+        "timestamp": np.full(size, 1_400_000_000), "label": rng.integers(0, 2, size).astype(np.float32),
+        "length": np.full(size, length) if lengths is None else lengths,
+        "hist_timestamp": 1_400_000_000 - rng.integers(0, 10**7, (size, length)), **hist}, device)
 
 
-def electronics_epoch(model_name: str) -> dict:
-    """One training epoch on generated data of Electronics' size and history lengths, with
-    the pipeline's own batching (length-grouped, padded per batch) and training step."""
-    import torch
+def grid_row(params: Params, name: str, batch: int, length: int, steps: int, device: torch.device,
+             precision: str) -> dict:
+    """Part 1: throughput and peak memory of one (model, batch, length), full-length histories."""
+    torch.manual_seed(0)
+    n_items, n_categories = 50_000, 800
+    samples = _random_samples(batch * steps, length, n_items, n_categories, device)
+    peer = None
+    if name == "deepctr_din":
+        net, peer = deepctr_din(n_items, n_categories, length, params.models["din"].architecture, device)
+    else:
+        net = _model(params, name, n_items, n_categories, device)
+    batches = samples.training_batches(batch, 1, torch.Generator().manual_seed(0))
+    seconds = _train(params, name, net, samples, batches, precision, peer)
+    return {"model": name, "batch": batch, "length": length, "samples_per_s": batch * steps / seconds,
+            "peak_mb": _peak_mb(device)}
 
-    from sarn.data.raw import as_log
+
+@functools.lru_cache(maxsize=2)
+def electronics_arrays(n_users: int, max_len: int) -> tuple[dict[str, np.ndarray], dict]:
+    """Training samples of users generated with Electronics' per-user click counts (8.78 on
+    average, at least 5), built by the preprocess stage's own code, and their metadata.
+
+    The generator is a Python loop over users (a minute for Electronics' size), so its log
+    is kept in build/bench-electronics and reused: only the sample building is timed again.
+    """
+    from sarn.data.raw import as_log, columns_of, read_log, write_log
     from sarn.data.samples import build_samples
     from sarn.data.synthetic import generate_clicks
-    from sarn.models import build_model
-    from sarn.params import GeneratorSpec, ProtocolSpec, load
-    from sarn.train.batching import DeviceSamples
-    from sarn.train.loop import train_epoch
+    from sarn.params import GeneratorSpec, ProtocolSpec
 
-    params = load(ROOT / "params.yaml")
-    torch.set_num_threads(params.runtime.threads)
-    protocol = ProtocolSpec.model_validate({"min_history": 4, "max_len": 30, "negative_drop": 0.0, "seed": 0,
+    spec = GeneratorSpec(**{**ELECTRONICS, "n_users": n_users})
+    cache = ROOT / "build" / "bench-electronics" / f"{hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:16]}.npz"
+    if not cache.is_file():
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        write_log(cache, columns_of(as_log(generate_clicks(spec))))
+    protocol = ProtocolSpec.model_validate({"min_history": 4, "max_len": max_len, "negative_drop": 0.0, "seed": 0,
                                             "split": {"by": "user", "train": 0.8, "valid": 0.1, "test": 0.1}})
-    splits, meta = build_samples(as_log(generate_clicks(GeneratorSpec(**ELECTRONICS))), protocol)
-    train = DeviceSamples(splits["train"], torch.device("cpu"))
-    run = "sarn" if model_name == "sarn_straightforward" else model_name
-    spec = params.models[run]
+    splits, meta = build_samples(read_log(cache), protocol)
+    return splits["train"], meta
+
+
+def lead_row(params: Params, row: int, steps: int, device: torch.device, precision: str,
+             n_users: int = LENGTHS_USERS) -> dict:
+    """Part 2: one row of ``LEADS``, trained on the same ``128 * steps`` samples as every row."""
+    label, name, grouped, _ = LEADS[row]
+    arrays, meta = electronics_arrays(n_users, 30)
+    pick = np.sort(np.random.default_rng(0).permutation(arrays["label"].size)[: 128 * steps])
+    samples = DeviceSamples({key: value[pick] for key, value in arrays.items()}, device)
+    chunk = params.models["sarn"].training.length_sort_chunk if grouped else 1
+    batches = samples.training_batches(128, chunk, torch.Generator().manual_seed(0))
     torch.manual_seed(0)
-    if model_name == "sarn_straightforward":
-        net = straightforward_sarn(meta["n_items"], meta["n_categories"], spec.architecture)
-    else:
-        net = build_model(spec.model, meta["n_items"], meta["n_categories"], spec.architecture)
-    optimizer = torch.optim.Adam(net.parameters(), lr=spec.training.lr)
-    batches = train.training_batches(spec.training.batch_size, spec.training.length_sort_chunk,
-                                     torch.Generator().manual_seed(0))
-    start = time.perf_counter()
-    train_epoch(net, optimizer, train, batches, spec.training, model_name, 1)
-    seconds = time.perf_counter() - start
-    return {"model": model_name, "train_samples": train.size, "users": int(train.size // 2),
-            "mean_history": float(splits["train"]["length"].mean()), "seconds": seconds,
-            "samples_per_s": train.size / seconds,
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    net = _model(params, name, meta["n_items"], meta["n_categories"], device)
+    seconds = _train(params, name, net, samples, batches, precision)
+    return {"row": label, "samples_per_s": samples.size / seconds, "peak_mb": _peak_mb(device),
+            "mean_width": float(np.mean([part.width for part in batches])),
+            "mean_history": float(arrays["length"][pick].mean())}
 
 
-def _child(args: list[str]) -> dict | None:
-    from sarn import ALLOCATOR_ENV
+def epoch_row(params: Params, name: str, device: torch.device, precision: str, compiled: bool = False) -> dict:
+    """Part 3: one training epoch on Electronics-sized data, batched as the pipeline batches;
+    ``compiled``: the model under ``torch.compile(dynamic=True)`` (not what the pipeline runs)."""
+    arrays, meta = electronics_arrays(ELECTRONICS["n_users"], 30)
+    samples = DeviceSamples(arrays, device)
+    spec = params.models[name].training
+    batches = samples.training_batches(spec.batch_size, spec.length_sort_chunk, torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    net = _model(params, name, meta["n_items"], meta["n_categories"], device)
+    if compiled:
+        net = torch.compile(net, dynamic=True)
+    seconds = _train(params, name, net, samples, batches, precision)
+    return {"model": name + (" (torch.compile)" if compiled else ""), "train_samples": samples.size,
+            "seconds": seconds, "steps": len(batches),
+            "samples_per_s": samples.size / seconds, "mean_history": float(arrays["length"].mean()),
+            "peak_mb": _peak_mb(device)}
 
-    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**ALLOCATOR_ENV, **os.environ}, check=False)
+
+def _row(job: dict, params: Params, device: torch.device, args: argparse.Namespace) -> dict:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    if job["part"] == "grid":
+        return grid_row(params, job["model"], job["batch"], job["length"], args.steps, device, args.precision)
+    if job["part"] == "leads":
+        return lead_row(params, job["row"], args.lead_steps, device, args.precision)
+    return epoch_row(params, job["model"], device, args.precision, job.get("compiled", False))
+
+
+def _run(job: dict, params: Params, device: torch.device, args: argparse.Namespace) -> dict | None:
+    """One row: in this process on CUDA, in a child process on the CPU (its own peak memory)."""
+    if device.type == "cuda":
+        try:
+            return _row(job, params, device, args)
+        except Exception as err:  # one failing row (out of memory, a compiler error) must not end the run
+            print(f"{job} failed: {type(err).__name__}: {str(err)[:1500]}", file=sys.stderr)
+            return None
+    allocator = job.get("allocator", True)
+    env = {k: v for k, v in os.environ.items() if allocator or k not in ALLOCATOR_ENV}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.train_speed", "--device", "cpu", "--steps",
+                           str(args.steps), "--lead-steps", str(args.lead_steps), "--child", json.dumps(job)],
+                          capture_output=True, text=True, cwd=ROOT, check=False,
+                          env={**ALLOCATOR_ENV, **env} if allocator else env)
     if proc.returncode != 0:
-        print(f"{' '.join(args)} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
+        print(f"{job} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
         return None
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _ratios(rows: list[dict], ours: str, theirs: str, title: str, batches: list[int], lengths: list[int]) -> None:
+def _ratios(rows: list[dict], ours: str, theirs: str, title: str) -> None:
     print(f"\n{title} (same run):")
-    for batch in batches:
-        for length in lengths:
-            a = [r for r in rows if (r["model"], r["batch"], r["length"]) == (ours, batch, length)]
-            b = [r for r in rows if (r["model"], r["batch"], r["length"]) == (theirs, batch, length)]
-            if a and b:
-                print(f"  B={batch:5d} L={length:3d}: {a[0]['samples_per_s'] / b[0]['samples_per_s']:.2f}x "
-                      f"throughput, {a[0]['peak_mb']:.0f} MB vs {b[0]['peak_mb']:.0f} MB peak")
+    index = {(r["model"], r["batch"], r["length"]): r for r in rows}
+    for (model, batch, length), a in index.items():
+        b = index.get((theirs, batch, length))
+        if model == ours and b:
+            print(f"  B={batch:5d} L={length:3d}: {a['samples_per_s'] / b['samples_per_s']:.2f}x "
+                  f"throughput, {a['peak_mb']:.0f} MB vs {b['peak_mb']:.0f} MB peak")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="fp32")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps a row in part 1")
+    parser.add_argument("--lead-steps", type=int, default=40, help="batches of 128 a row in part 2")
     parser.add_argument("--batches", type=int, nargs="+", default=[128, 1024])
     parser.add_argument("--lengths", type=int, nargs="+", default=[30, 50])
-    parser.add_argument("--models", nargs="+", default=None)
-    parser.add_argument("--epoch", action="store_true",
-                        help="also time one epoch on Electronics-sized generated data (minutes)")
-    parser.add_argument("--one", nargs=3, metavar=("MODEL", "BATCH", "LENGTH"), help=argparse.SUPPRESS)
-    parser.add_argument("--epoch-one", metavar="MODEL", help=argparse.SUPPRESS)
+    parser.add_argument("--models", nargs="+", default=[*MODELS, "sarn_straightforward", "deepctr_din"])
+    parser.add_argument("--parts", type=int, nargs="+", default=[1, 2], choices=[1, 2, 3],
+                        help="which parts to run (3: one epoch on Electronics-sized data, minutes on a CPU)")
+    parser.add_argument("--compile", action="store_true",
+                        help="part 3 also times SARN under torch.compile (an experiment: the pipeline runs eagerly)")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.one:
-        model, batch, length = args.one
-        print(json.dumps(measure(model, int(batch), int(length), args.steps)))
+    params = load(ROOT / "params.yaml")
+    device = configure_torch(params.runtime.model_copy(update={"device": args.device, "precision": args.precision}))
+    if args.child:
+        print(json.dumps(_row(json.loads(args.child), params, device, args)))
         return
-    if args.epoch_one:
-        print(json.dumps(electronics_epoch(args.epoch_one)))
-        return
-
-    from sarn.models import MODELS
-
-    models = args.models or [*MODELS, "sarn_straightforward", "deepctr_din"]
+    where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"# {where}; torch {torch.__version__}; precision {args.precision if device.type == 'cuda' else 'fp32'}")
+    models = list(args.models)
     if "deepctr_din" in models and not install_deepctr():
         models.remove("deepctr_din")
+
+    if 1 in args.parts:
+        full_length(params, device, args, models)
+    if 2 in args.parts:
+        leads(params, device, args)
+    if 3 in args.parts:
+        epochs(params, device, args)
+
+
+def full_length(params: Params, device: torch.device, args: argparse.Namespace, models: list[str]) -> None:
+    print(f"\n## 1. Full-length histories, {args.steps} timed steps a row")
     rows = []
     for batch in args.batches:
         for length in args.lengths:
             for model in models:
-                r = _child(["--steps", str(args.steps), "--one", model, str(batch), str(length)])
-                if r is None:
-                    continue
-                rows.append(r)
-                print(f"{r['model']:22s} B={batch:5d} L={length:3d} {r['samples_per_s']:10.0f} samples/s "
-                      f"{r['peak_mb']:8.0f} MB peak", flush=True)
-    _ratios(rows, "sarn", "sarn_straightforward", "SARN against the straightforward graph", args.batches, args.lengths)
-    _ratios(rows, "din", "deepctr_din", f"The project's DIN against {DEEPCTR}'s DIN", args.batches, args.lengths)
-    if args.epoch:
-        print(f"\nOne training epoch on generated data of Amazon Electronics' size ({ELECTRONICS['n_users']:,} "
-              "users, 8.78 clicks a user, histories up to 30, batch 128):")
-        epochs = {}
-        for model in ("din", "sarn", "sarn_straightforward"):
-            r = _child(["--epoch-one", model])
-            if r is None:
-                continue
-            epochs[model] = r
-            print(f"  {model:22s} {r['seconds']:8.1f} s  {r['samples_per_s']:8.0f} samples/s  "
-                  f"{r['train_samples']:,} samples, mean history {r['mean_history']:.1f}, "
-                  f"{r['peak_mb']:.0f} MB peak", flush=True)
-        if "sarn" in epochs and "sarn_straightforward" in epochs:
-            print(f"  SARN against the straightforward graph: "
-                  f"{epochs['sarn_straightforward']['seconds'] / epochs['sarn']['seconds']:.2f}x")
+                r = _run({"part": "grid", "model": model, "batch": batch, "length": length}, params, device, args)
+                if r is not None:
+                    rows.append(r)
+                    print(f"  {model:22s} B={batch:5d} L={length:3d} {r['samples_per_s']:10.0f} samples/s "
+                          f"{r['peak_mb']:8.0f} MB peak", flush=True)
+    _ratios(rows, "sarn", "sarn_straightforward", "SARN against the straightforward graph")
+    _ratios(rows, "din", "deepctr_din", f"The project's DIN against {DEEPCTR}'s DIN")
+
+
+
+def leads(params: Params, device: torch.device, args: argparse.Namespace) -> None:
+    print(f"\n## 2. SARN, batch 128, Electronics-like lengths (histories up to 30), {args.lead_steps} batches a row")
+    base = None
+    for k, (label, _, _, allocator) in enumerate(LEADS):
+        if device.type == "cuda" and not allocator:
+            continue  # the allocator settings concern the host's malloc only
+        r = _run({"part": "leads", "row": k, "allocator": allocator}, params, device, args)
+        if r is None:
+            continue
+        base = base or r
+        print(f"  {label:42s} {r['samples_per_s']:8.0f} samples/s {r['peak_mb']:7.0f} MB peak  "
+              f"mean width {r['mean_width']:4.1f} (mean history {r['mean_history']:.1f})  "
+              f"{r['samples_per_s'] / base['samples_per_s']:5.2f}x the first row", flush=True)
+
+
+
+def epochs(params: Params, device: torch.device, args: argparse.Namespace) -> None:
+    print(f"\n## 3. One training epoch on generated data of Amazon Electronics' size "
+          f"({ELECTRONICS['n_users']:,} users, 8.78 clicks a user, histories up to 30)")
+    jobs = [{"part": "epoch", "model": model} for model in ("din", "sarn")]
+    if args.compile:
+        jobs.append({"part": "epoch", "model": "sarn", "compiled": True})
+    for job in jobs:
+        r = _run(job, params, device, args)
+        if r is not None:
+            print(f"  {r['model']:24s} {r['seconds']:8.1f} s  {r['samples_per_s']:8.0f} samples/s  "
+                  f"{1000 * r['seconds'] / r['steps']:6.2f} ms a step, {r['train_samples']:,} samples, "
+                  f"mean history {r['mean_history']:.1f}, {r['peak_mb']:.0f} MB peak", flush=True)
 
 
 if __name__ == "__main__":

@@ -2,32 +2,33 @@
 
 from __future__ import annotations
 
-import importlib.util
-from types import ModuleType
+import torch
 
+from benchmarks import preprocess_speed, train_speed
+from sarn.params import load
 from tests.conftest import ROOT
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_preprocess_benchmark_versions_agree_on_a_small_file(tmp_path) -> None:
-    bench = _load("preprocess_speed")
     archive = tmp_path / "download" / "UserBehavior.csv.zip"
     archive.parent.mkdir()
-    bench.generate(archive, 30_000)
-    project = bench.run_project(archive, tmp_path)
-    plain = bench.run_pandas(archive)
+    preprocess_speed.generate(archive, 30_000)
+    project = preprocess_speed.run_project(archive, tmp_path)
+    plain = preprocess_speed.run_pandas(archive)
     assert project["interactions"] == plain["interactions"] > 0
     assert project["users"] == plain["users"] and project["items"] == plain["items"]
 
 
-def test_training_benchmark_measures_the_project_and_the_straightforward_sarn() -> None:
-    bench = _load("train_speed")
+def test_training_benchmark_rows_train_the_project_and_the_straightforward_sarn() -> None:
+    params, cpu = load(ROOT / "params.yaml"), torch.device("cpu")
     for model in ("din", "sarn", "sarn_straightforward"):
-        row = bench.measure(model, batch=8, length=5, steps=1)
+        row = train_speed.grid_row(params, model, batch=8, length=5, steps=2, device=cpu, precision="fp32")
         assert row["model"] == model and row["samples_per_s"] > 0 and row["peak_mb"] > 0
+
+
+def test_every_lead_row_trains_on_the_same_samples_and_grouping_narrows_batches() -> None:
+    params, cpu = load(ROOT / "params.yaml"), torch.device("cpu")
+    rows = [train_speed.lead_row(params, k, steps=3, device=cpu, precision="fp32", n_users=400)
+            for k in range(len(train_speed.LEADS))]
+    assert len({r["mean_history"] for r in rows}) == 1
+    assert rows[-1]["mean_width"] < rows[0]["mean_width"]
