@@ -61,6 +61,10 @@ def test_architecture_is_checked_against_the_model_signature(params_dict: dict) 
 def test_choice_values_are_checked(params_dict: dict) -> None:
     params_dict["models"]["din"]["architecture"]["dice_eval"] = "moving"
     assert "models.din.architecture.dice_eval" in _error(params_dict)
+    params_dict["models"]["din"]["architecture"]["dice_eval"] = "running"
+    params_dict["runtime"]["precision"] = "fp16"
+    message = _error(params_dict)
+    assert "runtime.precision" in message and "'fp32', 'tf32' or 'bf16'" in message
 
 
 def test_unknown_model_lists_known_ones(params_dict: dict) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +15,8 @@ from sarn.errors import TrainingError
 from sarn.models import CTRModel, ModelOutput, build_model
 from sarn.params import TrainingSpec, validate
 from sarn.train.batching import DeviceSamples
-from sarn.train.loop import train_run
+from sarn.train.loop import CHECK_EVERY, train_run
+from sarn.train.runner import configure_torch
 from tests.conftest import tiny_params
 
 
@@ -46,19 +49,37 @@ def test_validation_chooses_the_reported_epoch(tiny) -> None:
 
 
 class _Diverging(CTRModel):
-    """Returns NaN logits: what a diverged run looks like to the loop."""
+    """Returns NaN logits from its ``at``-th call on: what a diverged run looks like to the loop."""
+
+    def __init__(self, n_items: int, n_categories: int, at: int) -> None:
+        super().__init__(n_items, n_categories, 4)
+        self.at, self.calls = at, 0
 
     def forward(self, batch) -> ModelOutput:
+        self.calls += 1
         target, _, _ = self.embed(batch)
-        logit = target.sum(dim=-1) * float("nan")
+        logit = target.sum(dim=-1) * (float("nan") if self.calls >= self.at else 1.0)
         return ModelOutput(logit, self.no_aux_loss(logit))
 
 
-def test_a_nan_loss_stops_the_run_with_an_error(tiny) -> None:
+@pytest.mark.parametrize("at", [1, CHECK_EVERY + 3])
+def test_a_nan_loss_stops_the_run_naming_the_first_bad_batch(tiny, at: int) -> None:
+    """The loop reads losses back only every CHECK_EVERY steps; the error still names the
+    batch where the loss first became NaN."""
     _, data, meta = tiny
-    net = _Diverging(meta["n_items"], meta["n_categories"], 4)
-    with pytest.raises(TrainingError, match=r"test: loss became nan at epoch 1, batch 1"):
-        train_run(net, data, _training(), seed=0, eval_batch_size=64, label="test")
+    net = _Diverging(meta["n_items"], meta["n_categories"], at)
+    spec = _training(batch_size=4, epochs=1)
+    assert data["train"].size > 4 * (CHECK_EVERY + 3)
+    with pytest.raises(TrainingError, match=rf"test: loss became nan at epoch 1, batch {at};"):
+        train_run(net, data, spec, seed=0, eval_batch_size=64, label="test")
+
+
+def test_a_cuda_precision_asked_of_the_cpu_is_said(caplog) -> None:
+    runtime = validate(tiny_params()).runtime.model_copy(update={"device": "cpu", "precision": "bf16"})
+    with caplog.at_level(logging.WARNING, logger="sarn.train.runner"):
+        device = configure_torch(runtime)
+    assert device.type == "cpu"
+    assert "runtime.precision is bf16, which applies on CUDA only" in caplog.text
 
 
 def test_training_batches_cover_every_sample_once_and_group_lengths(tiny) -> None:
