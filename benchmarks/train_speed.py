@@ -1,10 +1,11 @@
 """Training throughput and peak memory of every model, SARN against the straightforward graph,
 and the project's DIN against DeepCTR-Torch's.
 
-    python -m benchmarks.train_speed [--device cpu|cuda] [--precision fp32|tf32|bf16] [--steps N]
-                                     [--batches 128 1024] [--lengths 30 50] [--models ...] [--epoch]
+    python -m benchmarks.train_speed [--parts 1 2 3 4] [--device cpu|cuda] [--precision fp32|tf32|bf16]
+                                     [--steps N] [--batches 128 1024] [--lengths 30 50] [--models ...]
 
-Three parts, each printed as a table; every ratio compares rows of the same invocation.
+Four parts (1 and 2 by default), each printed as a table; every ratio compares rows of the
+same invocation.
 
 1. Every model at each batch size and history length with every history full length
    (the worst case: each batch padded to L). ``sarn_straightforward`` is the reference
@@ -14,8 +15,9 @@ Three parts, each printed as a table; every ratio compares rows of the same invo
 2. SARN at batch 128 on histories with Amazon Electronics' lengths (up to 30), the
    straightforward graph first, then the known leads added one at a time, ending with the
    project's SARN as the pipeline trains it. All rows train on the same batches' samples.
-3. With ``--epoch``: one training epoch of DIN and SARN on generated data of Amazon
-   Electronics' size and lengths (192,403 users), batched as the pipeline batches.
+3. One training epoch of DIN and SARN on generated data of Amazon Electronics' size and
+   lengths (192,403 users), batched as the pipeline batches.
+4. The embedded default's Table II (every model, every seed) through the stages' code.
 
 Every row trains through the pipeline's own step (``sarn.train.loop.train_epoch``:
 autocast, fused Adam on CUDA, no read-back inside the loop), except DeepCTR's, which
@@ -33,6 +35,7 @@ import hashlib
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -64,7 +67,7 @@ LENGTHS_USERS = 20_000  # part 2 needs Electronics' length distribution, not its
 LEADS = [
     ("straightforward graph, shuffled batches", "sarn_straightforward", False, False),
     ("+ allocator settings", "sarn_straightforward", False, True),
-    ("+ first layers per item (project SARN)", "sarn", False, True),
+    ("+ project SARN (per-item layers, no stored pairs)", "sarn", False, True),
     ("+ length-grouped batches (as trained)", "sarn", True, True),
 ]
 
@@ -225,6 +228,27 @@ def lead_row(params: Params, row: int, steps: int, device: torch.device, precisi
             "mean_history": float(arrays["length"][pick].mean())}
 
 
+def profile(params: Params, name: str, device: torch.device, precision: str, steps: int = 20) -> None:
+    """Where the time of ``steps`` training steps goes: torch.profiler's top operators."""
+    arrays, meta = electronics_arrays(LENGTHS_USERS, 30)
+    samples = DeviceSamples({key: value[: 128 * (steps + 1)] for key, value in arrays.items()}, device)
+    batches = samples.training_batches(128, params.models["sarn"].training.length_sort_chunk,
+                                       torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    net = _model(params, name, meta["n_items"], meta["n_categories"], device)
+    _train(params, name, net, samples, batches[:2], precision)  # warm-up outside the profile
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as prof:
+        seconds = _train(params, name, net, samples, batches[: steps], precision)
+    events = prof.key_averages()
+    busy = sum(getattr(e, "self_device_time_total", 0) for e in events) / 1000 / steps
+    print(f"# {name}: {steps} steps in {seconds:.3f} s, {1000 * seconds / steps:.2f} ms a step (profiled); "
+          f"{sum(e.count for e in events) / steps:.0f} operator calls and {busy:.2f} ms of device time a step")
+    print(events.table(sort_by="self_cpu_time_total", row_limit=25, max_name_column_width=50))
+
+
 def epoch_row(params: Params, name: str, device: torch.device, precision: str, compiled: bool = False) -> dict:
     """Part 3: one training epoch on Electronics-sized data, batched as the pipeline batches;
     ``compiled``: the model under ``torch.compile(dynamic=True)`` (not what the pipeline runs)."""
@@ -288,18 +312,28 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="fp32")
     parser.add_argument("--steps", type=int, default=3, help="timed steps a row in part 1")
-    parser.add_argument("--lead-steps", type=int, default=40, help="batches of 128 a row in part 2")
+    parser.add_argument("--lead-steps", type=int, default=80, help="batches of 128 a row in part 2")
     parser.add_argument("--batches", type=int, nargs="+", default=[128, 1024])
     parser.add_argument("--lengths", type=int, nargs="+", default=[30, 50])
     parser.add_argument("--models", nargs="+", default=[*MODELS, "sarn_straightforward", "deepctr_din"])
-    parser.add_argument("--parts", type=int, nargs="+", default=[1, 2], choices=[1, 2, 3],
-                        help="which parts to run (3: one epoch on Electronics-sized data, minutes on a CPU)")
+    parser.add_argument("--parts", type=int, nargs="+", default=[1, 2], choices=[1, 2, 3, 4],
+                        help="which parts to run (3: one epoch on Electronics-sized data, 4: the embedded "
+                             "default's Table II end to end; minutes each on a CPU)")
     parser.add_argument("--compile", action="store_true",
                         help="part 3 also times SARN under torch.compile (an experiment: the pipeline runs eagerly)")
+    parser.add_argument("--nondeterministic", action="store_true",
+                        help="switch deterministic algorithms off, to measure what determinism costs")
+    parser.add_argument("--profile", metavar="MODEL",
+                        help="only profile 20 training steps of MODEL on part 2's batches (grouped by length)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     params = load(ROOT / "params.yaml")
     device = configure_torch(params.runtime.model_copy(update={"device": args.device, "precision": args.precision}))
+    if args.nondeterministic:
+        torch.use_deterministic_algorithms(False)
+    if args.profile:
+        profile(params, args.profile, device, args.precision)
+        return
     if args.child:
         print(json.dumps(_row(json.loads(args.child), params, device, args)))
         return
@@ -315,6 +349,8 @@ def main() -> None:
         leads(params, device, args)
     if 3 in args.parts:
         epochs(params, device, args)
+    if 4 in args.parts:
+        embedded_default(params)
 
 
 def full_length(params: Params, device: torch.device, args: argparse.Namespace, models: list[str]) -> None:
@@ -337,13 +373,13 @@ def leads(params: Params, device: torch.device, args: argparse.Namespace) -> Non
     print(f"\n## 2. SARN, batch 128, Electronics-like lengths (histories up to 30), {args.lead_steps} batches a row")
     base = None
     for k, (label, _, _, allocator) in enumerate(LEADS):
-        if device.type == "cuda" and not allocator:
+        if device.type == "cuda" and k == 1:
             continue  # the allocator settings concern the host's malloc only
         r = _run({"part": "leads", "row": k, "allocator": allocator}, params, device, args)
         if r is None:
             continue
         base = base or r
-        print(f"  {label:42s} {r['samples_per_s']:8.0f} samples/s {r['peak_mb']:7.0f} MB peak  "
+        print(f"  {label:50s} {r['samples_per_s']:8.0f} samples/s {r['peak_mb']:7.0f} MB peak  "
               f"mean width {r['mean_width']:4.1f} (mean history {r['mean_history']:.1f})  "
               f"{r['samples_per_s'] / base['samples_per_s']:5.2f}x the first row", flush=True)
 
@@ -352,7 +388,7 @@ def leads(params: Params, device: torch.device, args: argparse.Namespace) -> Non
 def epochs(params: Params, device: torch.device, args: argparse.Namespace) -> None:
     print(f"\n## 3. One training epoch on generated data of Amazon Electronics' size "
           f"({ELECTRONICS['n_users']:,} users, 8.78 clicks a user, histories up to 30)")
-    jobs = [{"part": "epoch", "model": model} for model in ("din", "sarn")]
+    jobs = [{"part": "epoch", "model": model} for model in ("din", "sarn") if model in args.models]
     if args.compile:
         jobs.append({"part": "epoch", "model": "sarn", "compiled": True})
     for job in jobs:
@@ -361,6 +397,28 @@ def epochs(params: Params, device: torch.device, args: argparse.Namespace) -> No
             print(f"  {r['model']:24s} {r['seconds']:8.1f} s  {r['samples_per_s']:8.0f} samples/s  "
                   f"{1000 * r['seconds'] / r['steps']:6.2f} ms a step, {r['train_samples']:,} samples, "
                   f"mean history {r['mean_history']:.1f}, {r['peak_mb']:.0f} MB peak", flush=True)
+
+
+def embedded_default(params: Params) -> None:
+    """Part 4: the embedded default's Table II as the pipeline computes it (raw, preprocess,
+    then every model of ``experiment.models`` with ``experiment.n_seeds`` seeds), one job
+    after another through the stages' own code, in build/bench-default."""
+    from sarn.data.prepare import make_raw, preprocess
+    from sarn.train.runner import train_model
+
+    work = ROOT / "build" / "bench-default"
+    shutil.rmtree(work, ignore_errors=True)
+    dataset, seeds = "default", params.experiment.n_seeds
+    print(f"\n## 4. The embedded default end to end: {len(params.experiment.models)} models x {seeds} seeds")
+    start = time.perf_counter()
+    make_raw(dataset, params.datasets[dataset], work / "raw")
+    preprocess(dataset, params.datasets[dataset], work / "raw", work / "processed")
+    print(f"  raw + preprocess {time.perf_counter() - start:8.1f} s", flush=True)
+    for model in params.experiment.models:
+        begin = time.perf_counter()
+        train_model(params, dataset, model, work / "processed", work / "results" / model, seeds)
+        print(f"  {model:16s} {time.perf_counter() - begin:8.1f} s", flush=True)
+    print(f"  total            {time.perf_counter() - start:8.1f} s")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ Choices and deviations, all recorded in the report:
   only when a history is shorter than its batch's longest), so that a prediction does
   not depend on its batch;
 - the attention and regressor first layers are applied per item and combined per pair
-  (exact, by linearity of g_ij), instead of per pair;
+  (exact, by linearity of g_ij), instead of per pair, and no pair-sized tensor is kept
+  for the backward pass (see :class:`sarn.nn.relation.SimilitudePairs` and
+  :class:`sarn.nn.attention.AttentiveMaxPool`): same values and gradients, far less memory;
 - sampled negatives at padded positions are zeroed before the auxiliary net, so the
   content of padding never reaches its batch normalisation.
 """
