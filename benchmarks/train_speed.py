@@ -155,9 +155,8 @@ def _train(params: Params, name: str, net: torch.nn.Module, samples: DeviceSampl
     return time.perf_counter() - start
 
 
-def _random_samples(size: int, length: int, n_items: int, n_categories: int, device: torch.device,
-                    lengths: np.ndarray | None = None) -> DeviceSamples:
-    """Random sample arrays in the preprocess stage's layout; full-length histories by default."""
+def _random_samples(size: int, length: int, n_items: int, n_categories: int, device: torch.device) -> DeviceSamples:
+    """Random sample arrays in the preprocess stage's layout, every history full length."""
     rng = np.random.default_rng(1)
     hist = {key: rng.integers(1, n, (size, length), dtype=np.int32) for key, n in
             [("hist_item", n_items), ("hist_category", n_categories), ("neg_item", n_items),
@@ -166,7 +165,7 @@ def _random_samples(size: int, length: int, n_items: int, n_categories: int, dev
         "user": np.arange(size), "item": rng.integers(1, n_items, size, dtype=np.int32),
         "category": rng.integers(1, n_categories, size, dtype=np.int32),
         "timestamp": np.full(size, 1_400_000_000), "label": rng.integers(0, 2, size).astype(np.float32),
-        "length": np.full(size, length) if lengths is None else lengths,
+        "length": np.full(size, length),
         "hist_timestamp": 1_400_000_000 - rng.integers(0, 10**7, (size, length)), **hist}, device)
 
 
