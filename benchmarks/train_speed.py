@@ -111,8 +111,13 @@ def deepctr_din(n_items: int, n_categories: int, length: int, architecture: dict
     return net, inputs
 
 
+def _run_name(name: str) -> str:
+    """The params.yaml run whose settings a benchmark row uses (its references take their model's)."""
+    return {"sarn_straightforward": "sarn", "deepctr_din": "din"}.get(name, name)
+
+
 def _model(params: Params, name: str, n_items: int, n_categories: int, device: torch.device) -> torch.nn.Module:
-    spec = params.models["sarn" if name == "sarn_straightforward" else name]
+    spec = params.models[_run_name(name)]
     net = build_model(spec.model, n_items, n_categories, spec.architecture)
     return (StraightforwardSARN(net) if name == "sarn_straightforward" else net).to(device)
 
@@ -131,7 +136,7 @@ def _peak_mb(device: torch.device) -> float:
 def _train(params: Params, name: str, net: torch.nn.Module, samples: DeviceSamples, batches: list[BatchIndex],
            precision: str, peer=None) -> float:
     """Seconds to train on ``batches`` after one warm-up step on the first of them."""
-    spec = params.models["sarn" if name == "sarn_straightforward" else name.removeprefix("deepctr_")].training
+    spec = params.models[_run_name(name)].training
     optimizer = make_optimizer(net, spec, samples.device)
 
     def run(parts: list[BatchIndex]) -> None:
