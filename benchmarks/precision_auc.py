@@ -27,14 +27,19 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "build" / "bench-precision"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="default")
     parser.add_argument("--models", nargs="+", default=["din", "sarn"])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--precisions", nargs="+", default=["fp32", "tf32", "bf16"])
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     params = load(ROOT / "params.yaml")
+    if args.dataset not in params.datasets:
+        parser.error(f"unknown dataset {args.dataset!r}; params.yaml defines: {', '.join(sorted(params.datasets))}")
+    unknown = [m for m in args.models if m not in params.models]
+    if unknown:
+        parser.error(f"unknown model run(s) {', '.join(unknown)}; params.yaml defines: {', '.join(params.models)}")
     spec = params.datasets[args.dataset]
     shutil.rmtree(WORK, ignore_errors=True)
     make_raw(args.dataset, spec, WORK / "raw")

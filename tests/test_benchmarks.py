@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from benchmarks import preprocess_speed, train_speed
+from benchmarks import precision_auc, preprocess_speed, train_speed
 from sarn.params import load
 from tests.conftest import ROOT
 
@@ -32,3 +33,14 @@ def test_every_lead_row_trains_on_the_same_samples_and_grouping_narrows_batches(
             for k in range(len(train_speed.LEADS))]
     assert len({r["mean_history"] for r in rows}) == 1
     assert rows[-1]["mean_width"] < rows[0]["mean_width"]
+
+
+@pytest.mark.parametrize(("argv", "named"), [(["--dataset", "nope"], "unknown dataset 'nope'"),
+                                             (["--models", "din", "dinn"], "unknown model run(s) dinn")])
+def test_precision_benchmark_names_an_unknown_dataset_or_model_before_any_work(argv, named, capsys) -> None:
+    before = precision_auc.WORK.exists()
+    with pytest.raises(SystemExit):
+        precision_auc.main(argv)
+    err = capsys.readouterr().err
+    assert named in err and "params.yaml defines: " in err
+    assert precision_auc.WORK.exists() == before
