@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import ClassVar
 
 import numpy as np
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from sarn.data.raw import as_log
 from sarn.data.samples import build_samples
@@ -15,7 +17,7 @@ from sarn.errors import TrainingError
 from sarn.models import CTRModel, ModelOutput, build_model
 from sarn.params import TrainingSpec, validate
 from sarn.train.batching import DeviceSamples
-from sarn.train.loop import CHECK_EVERY, train_run
+from sarn.train.loop import CHECK_EVERY, make_optimizer, train_run, train_step
 from sarn.train.runner import configure_torch
 from tests.conftest import tiny_params
 
@@ -108,3 +110,59 @@ def test_snapshots_are_taken_at_the_requested_fractions(tiny) -> None:
     assert all(torch.equal(first[k], start[k]) for k in start)
     assert all(torch.equal(last[k], v) for k, v in net.state_dict().items())
     assert not torch.equal(first["embedding.items.weight"], last["embedding.items.weight"])
+
+
+class DeviceWaits(TorchDispatchMode):
+    """Records the operators that, on CUDA, make the host wait for the device: reading a
+    value back, and those whose output size depends on tensor contents. One such wait a
+    step idles the GPU between batches and rules out capturing the step as a CUDA graph,
+    so the CPU can check what only a GPU would show as lost time."""
+
+    # lift_fresh: a tensor made from Python values, which on CUDA is a copy from the host
+    WAITING: ClassVar[set[str]] = {"_local_scalar_dense", "nonzero", "masked_select", "_unique", "_unique2", "unique_dim",
+               "unique_consecutive", "equal", "is_nonzero", "lift_fresh"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        masks = func.overloadpacket in (torch.ops.aten.index, torch.ops.aten.index_put, torch.ops.aten.index_put_) \
+            and any(isinstance(t, torch.Tensor) and t.dtype in (torch.bool, torch.uint8)
+                    for t in (args[1] if len(args) > 1 and isinstance(args[1], (list, tuple)) else []))
+        repeats = name == "repeat_interleave" and isinstance(args[0], torch.Tensor) and \
+            (kwargs or {}).get("output_size") is None
+        if name in self.WAITING or masks or repeats:
+            self.seen.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def test_the_device_wait_detector_sees_reads_and_boolean_masks() -> None:
+    x = torch.randn(6, requires_grad=True)
+    with DeviceWaits() as waits:
+        float(x.sum())
+        x[x > 0].sum().backward()
+        torch.tensor([1.0, 2.0])
+    assert waits.seen[0] == "aten._local_scalar_dense.default"
+    assert "aten.index.Tensor" in waits.seen
+    assert waits.seen[-1] == "aten.lift_fresh.default"
+
+
+@pytest.mark.parametrize("name", sorted(validate(tiny_params()).models))
+def test_a_training_step_never_waits_for_the_device(tiny, name: str) -> None:
+    """Cutting a batch, forward, backward, clipping and the optimizer as configured for CUDA
+    (fused Adam) run without one read-back, for every run of params.yaml."""
+    params, data, meta = tiny
+    spec = params.models[name]
+    torch.manual_seed(0)
+    net = build_model(spec.model, meta["n_items"], meta["n_categories"], spec.architecture)
+    training = spec.training.model_copy(update={"grad_clip_norm": 5.0})
+    optimizer = make_optimizer(net, training, torch.device("cuda"))  # fused, as on a GPU
+    parts = data["train"].training_batches(32, 4, torch.Generator().manual_seed(0))
+    net.train()
+    train_step(net, optimizer, data["train"].batch(parts[0]), training)  # optimizer state is made here
+    with DeviceWaits() as waits:
+        batch = data["train"].batch(parts[1])
+        train_step(net, optimizer, batch, training)
+    assert waits.seen == []

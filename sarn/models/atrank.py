@@ -27,8 +27,16 @@ _MASKED_SCORE = -(2.0**32) + 1
 def gap_buckets(target_time: torch.Tensor, click_time: torch.Tensor) -> torch.Tensor:
     """Bucket index (0 … 13) of each click's age at the target's time."""
     days = (target_time[:, None] - click_time).clamp(min=0).to(torch.float64) / 86_400.0
-    bounds = torch.tensor(GAP_BOUNDARIES_DAYS, dtype=torch.float64, device=days.device)
+    # GAP_BOUNDARIES_DAYS made on the device: a tensor built from Python values would be
+    # copied from the host at every step, and such a copy waits for the GPU.
+    bounds = 2.0 ** torch.arange(len(GAP_BOUNDARIES_DAYS), dtype=torch.float64, device=days.device)
     return (days.unsqueeze(-1) >= bounds).sum(dim=-1)
+
+
+def one_hot(index: torch.Tensor, classes: int, dtype: torch.dtype) -> torch.Tensor:
+    """``nn.functional.one_hot`` without its range check, which reads the index's min and
+    max back from the device (on the CPU; on CUDA it asserts on the device instead)."""
+    return (index.unsqueeze(-1) == torch.arange(classes, device=index.device)).to(dtype)
 
 
 class _MultiHeadAttention(nn.Module):
@@ -77,8 +85,8 @@ class ATRank(CTRModel):
 
     def score(self, batch: Batch) -> ModelOutput:
         target, history, mask = self.embed(batch)
-        gaps = nn.functional.one_hot(gap_buckets(batch.timestamp, batch.hist_timestamp), N_GAP_BUCKETS)
-        clicks = self.project(torch.cat([history, gaps.to(history.dtype)], dim=-1)) * mask.unsqueeze(-1)
+        gaps = one_hot(gap_buckets(batch.timestamp, batch.hist_timestamp), N_GAP_BUCKETS, history.dtype)
+        clicks = self.project(torch.cat([history, gaps], dim=-1)) * mask.unsqueeze(-1)
         encoded = self.norm1(clicks + self.self_attention(clicks, clicks, mask))
         encoded = self.norm2(encoded + self.feed_forward(encoded))
         user = self.target_attention(target.unsqueeze(1), encoded, mask).squeeze(1)

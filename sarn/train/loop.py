@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from sarn.errors import TrainingError
-from sarn.models import CTRModel
+from sarn.models import Batch, CTRModel
 from sarn.params import Precision, TrainingSpec
 from sarn.train.batching import BatchIndex, DeviceSamples
 from sarn.train.metrics import evaluate
@@ -88,6 +88,22 @@ def _check_finite(losses: list[torch.Tensor], first_step: int, label: str, epoch
         )
 
 
+def train_step(model: CTRModel, optimizer: torch.optim.Optimizer, batch: Batch, spec: TrainingSpec,
+               precision: Precision = "fp32") -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on ``batch``; returns the total loss and the click loss, on the
+    device. Nothing in it waits for the device (tests/test_training.py checks every model)."""
+    with autocast(batch.label.device, precision):
+        out = model(batch)
+        ctr = click_loss(out.logit.float(), batch.label)
+        loss = spec.click_loss_weight * ctr + out.aux_loss
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if spec.grad_clip_norm is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip_norm)
+    optimizer.step()
+    return loss, ctr
+
+
 def train_epoch(model: CTRModel, optimizer: torch.optim.Optimizer, train: DeviceSamples,
                 batches: list[BatchIndex], spec: TrainingSpec, label: str, epoch: int,
                 on_step: Callable[[], None] = lambda: None, precision: Precision = "fp32") -> float:
@@ -100,15 +116,7 @@ def train_epoch(model: CTRModel, optimizer: torch.optim.Optimizer, train: Device
     pending: list[torch.Tensor] = []
     click_sums: list[torch.Tensor] = []
     for step, batch in enumerate(bar, start=1):
-        with autocast(train.device, precision):
-            out = model(batch)
-            ctr = click_loss(out.logit.float(), batch.label)
-            loss = spec.click_loss_weight * ctr + out.aux_loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if spec.grad_clip_norm is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), spec.grad_clip_norm)
-        optimizer.step()
+        loss, ctr = train_step(model, optimizer, batch, spec, precision)
         on_step()
         pending.append(loss.detach())
         click_sums.append(ctr.detach() * batch.label.numel())
