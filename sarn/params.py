@@ -257,12 +257,17 @@ class PlotsSpec(_Strict):
 # The CPU always computes in float32.
 Precision = Literal["fp32", "tf32", "bf16"]
 
+# eager: no compiler; default / reduce-overhead: torch.compile's modes (reduce-overhead
+# adds CUDA graphs, on CUDA only). See sarn.train.loop.compile_model.
+CompileMode = Literal["eager", "default", "reduce-overhead"]
+
 
 class RuntimeSpec(_Strict):
     device: Literal["auto", "cpu", "cuda"]
     threads: PositiveInt
     eval_batch_size: PositiveInt
     precision: Precision
+    compile: CompileMode
 
 
 class Params(_Strict):

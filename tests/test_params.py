@@ -65,6 +65,10 @@ def test_choice_values_are_checked(params_dict: dict) -> None:
     params_dict["runtime"]["precision"] = "fp16"
     message = _error(params_dict)
     assert "runtime.precision" in message and "'fp32', 'tf32' or 'bf16'" in message
+    params_dict["runtime"]["precision"] = "fp32"
+    params_dict["runtime"]["compile"] = False  # what YAML makes of an unquoted `off`
+    message = _error(params_dict)
+    assert "runtime.compile" in message and "'eager', 'default' or 'reduce-overhead' (got False)" in message
 
 
 def test_unknown_model_lists_known_ones(params_dict: dict) -> None:

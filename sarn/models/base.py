@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -55,6 +56,10 @@ class CTRModel(nn.Module):
     does not say how its models take it; here every model gets the same wide term: a
     learned bias per context value added to the logit (see :meth:`attach_context`).
     """
+
+    # False where the forward pass loops in Python over history positions: a compiler would
+    # unroll the loop and compile again for every history length.
+    compilable: ClassVar[bool] = True
 
     def __init__(self, n_items: int, n_categories: int, embedding_dim: int) -> None:
         super().__init__()

@@ -27,6 +27,8 @@ from sarn.nn.recurrent import MaskedGRU
 
 
 class DIEN(CTRModel):
+    compilable = False  # its recurrence is a Python loop over history positions
+
     def __init__(
         self,
         n_items: int,

@@ -17,6 +17,8 @@ from sarn.nn.recurrent import MaskedGRU
 
 
 class GRU(CTRModel):
+    compilable = False  # its recurrence is a Python loop over history positions
+
     def __init__(
         self,
         n_items: int,

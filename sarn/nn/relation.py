@@ -33,7 +33,14 @@ CHUNK_ELEMENTS = 2**24
 
 
 def batch_slices(batch: int, per_sample: int) -> list[slice]:
-    """Consecutive slices of a batch whose pair tensors hold about ``CHUNK_ELEMENTS`` each."""
+    """Consecutive slices of a batch whose pair tensors hold about ``CHUNK_ELEMENTS`` each.
+
+    A batch that fits is one slice, decided by one comparison: under ``torch.compile``
+    the slice arithmetic below would pin the compiled graph to one history length and
+    compile again for every other, while the comparison holds for a range of lengths.
+    """
+    if batch * per_sample <= CHUNK_ELEMENTS:
+        return [slice(0, batch)]
     step = max(1, CHUNK_ELEMENTS // max(per_sample, 1))
     return [slice(start, min(start + step, batch)) for start in range(0, batch, step)]
 

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from sarn.errors import TrainingError
 from sarn.models import Batch, CTRModel
-from sarn.params import Precision, TrainingSpec
+from sarn.params import CompileMode, Precision, TrainingSpec
 from sarn.train.batching import BatchIndex, DeviceSamples
 from sarn.train.metrics import evaluate
 
@@ -75,6 +75,22 @@ def make_optimizer(model: CTRModel, spec: TrainingSpec, device: torch.device) ->
     if spec.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=spec.lr, fused=True if device.type == "cuda" else None)
     return torch.optim.SGD(model.parameters(), lr=spec.lr)
+
+
+def compile_model(model: CTRModel, mode: CompileMode, device: torch.device) -> CompileMode:
+    """Put ``model``'s forward pass under ``torch.compile`` in place (its state_dict keeps
+    its keys); return the mode it runs in.
+
+    A model that is not ``compilable`` stays eager, and ``reduce-overhead`` (CUDA graphs)
+    is ``default`` off CUDA. Shapes are dynamic, so that batches of every history length
+    share one compiled graph; a few more are made for training and evaluation, width 1
+    and small last batches.
+    """
+    if mode == "eager" or not model.compilable:
+        return "eager"
+    effective: CompileMode = mode if device.type == "cuda" else "default"
+    model.compile(dynamic=True, mode=effective)
+    return effective
 
 
 def _check_finite(losses: list[torch.Tensor], first_step: int, label: str, epoch: int) -> None:

@@ -25,9 +25,9 @@ from sarn.data.prepare import load_meta, load_split
 from sarn.data.samples import SPLITS
 from sarn.errors import ConfigError
 from sarn.models import CTRModel, build_model, model_class
-from sarn.params import Params, RuntimeSpec
+from sarn.params import CompileMode, Params, RuntimeSpec
 from sarn.train.batching import DeviceSamples
-from sarn.train.loop import train_run
+from sarn.train.loop import compile_model, train_run
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +69,21 @@ def _prepare(params: Params, data_dir: Path, max_len: int | None = None
     return device, meta, data
 
 
-def _new_model(params: Params, model: str, meta: dict, device: torch.device, seed: int) -> CTRModel:
+def _new_model(params: Params, model: str, meta: dict, device: torch.device, seed: int
+               ) -> tuple[CTRModel, CompileMode]:
+    """The model of run ``model`` initialised under ``seed`` and the torch.compile mode it
+    runs in (``runtime.compile`` where the model and the device allow it)."""
     torch.manual_seed(seed)
     spec = params.models[model]
-    return build_model(spec.model, meta["n_items"], meta["n_categories"], spec.architecture,
-                       meta["n_contexts"]).to(device)
+    net = build_model(spec.model, meta["n_items"], meta["n_categories"], spec.architecture,
+                      meta["n_contexts"]).to(device)
+    asked = params.runtime.compile
+    mode = compile_model(net, asked, device)
+    if mode != asked and seed == params.experiment.seed:  # said once per stage
+        log.warning("runtime.compile is %s, but %s runs %s", asked, model,
+                    "eagerly: its recurrence is a Python loop" if not net.compilable
+                    else "in torch.compile's default mode: CUDA graphs need CUDA")
+    return net, mode
 
 
 def train_model(params: Params, dataset: str, model: str, data_dir: Path, out_dir: Path,
@@ -91,7 +101,7 @@ def train_model(params: Params, dataset: str, model: str, data_dir: Path, out_di
     with atomic_dir(out_dir) as tmp:
         (tmp / "checkpoints").mkdir()
         for seed in seeds:
-            net = _new_model(params, model, meta, device, seed)
+            net, compiled = _new_model(params, model, meta, device, seed)
             result = train_run(net, data, spec.training, seed, params.runtime.eval_batch_size,
                                label=f"{dataset}/{model} seed {seed}", precision=params.runtime.precision)
             torch.save(result.state_dict, tmp / "checkpoints" / f"seed{seed}.pt")
@@ -116,6 +126,7 @@ def train_model(params: Params, dataset: str, model: str, data_dir: Path, out_di
             "training": spec.training.model_dump(),
             "device": device.type,
             "precision": params.runtime.precision if device.type == "cuda" else "fp32",
+            "compile": compiled,
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "selection": "epoch with the best validation AUC; test metrics reported at that epoch",
@@ -129,7 +140,7 @@ def train_snapshots(params: Params, dataset: str, model: str, data_dir: Path, ou
     device, meta, data = _prepare(params, data_dir)
     seed = params.experiment.seed
     fractions = params.figures.snapshots
-    net = _new_model(params, model, meta, device, seed)
+    net, _ = _new_model(params, model, meta, device, seed)
     result = train_run(net, data, params.models[model].training, seed, params.runtime.eval_batch_size,
                        label=f"{dataset}/{model} snapshots", snapshot_fractions=fractions,
                        precision=params.runtime.precision)
