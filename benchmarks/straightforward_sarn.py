@@ -64,6 +64,8 @@ def reference_outputs(net: SARN, batch: Batch) -> dict[str, torch.Tensor]:
 class StraightforwardSARN(nn.Module):
     """A trainable wrapper: ``net``'s parameters, the reference graph's computation."""
 
+    compilable = True  # as the project's SARN, for the benchmark's --compile
+
     def __init__(self, net: SARN) -> None:
         super().__init__()
         self.net = net

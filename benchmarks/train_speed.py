@@ -47,9 +47,9 @@ import torch
 from benchmarks.straightforward_sarn import StraightforwardSARN
 from sarn import ALLOCATOR_ENV
 from sarn.models import MODELS, Batch, build_model
-from sarn.params import Params, load
+from sarn.params import CompileMode, Params, load
 from sarn.train.batching import BatchIndex, DeviceSamples
-from sarn.train.loop import make_optimizer, train_epoch
+from sarn.train.loop import compile_model, make_optimizer, train_epoch
 from sarn.train.runner import configure_torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,8 +134,10 @@ def _peak_mb(device: torch.device) -> float:
 
 
 def _train(params: Params, name: str, net: torch.nn.Module, samples: DeviceSamples, batches: list[BatchIndex],
-           precision: str, peer=None) -> float:
-    """Seconds to train on ``batches`` after one warm-up step on the first of them."""
+           precision: str, peer=None) -> tuple[float, float]:
+    """Seconds of a warm-up, one step on a batch of each shape (size, width) among
+    ``batches``, where a compiled model compiles all it needs; then seconds to train on
+    all of ``batches``."""
     spec = params.models[_run_name(name)].training
     optimizer = make_optimizer(net, spec, samples.device)
 
@@ -152,12 +154,17 @@ def _train(params: Params, name: str, net: torch.nn.Module, samples: DeviceSampl
             loss.backward()
             optimizer.step()
 
-    run(batches[:1])
+    shapes: dict[tuple[int, int], BatchIndex] = {}
+    for part in batches:
+        shapes.setdefault((len(part.index), part.width), part)
+    start = time.perf_counter()
+    run(list(shapes.values()))
     _sync(samples.device)
+    warm_up = time.perf_counter() - start
     start = time.perf_counter()
     run(batches)
     _sync(samples.device)
-    return time.perf_counter() - start
+    return warm_up, time.perf_counter() - start
 
 
 def _random_samples(size: int, length: int, n_items: int, n_categories: int, device: torch.device) -> DeviceSamples:
@@ -186,7 +193,7 @@ def grid_row(params: Params, name: str, batch: int, length: int, steps: int, dev
     else:
         net = _model(params, name, n_items, n_categories, device)
     batches = samples.training_batches(batch, 1, torch.Generator().manual_seed(0))
-    seconds = _train(params, name, net, samples, batches, precision, peer)
+    _, seconds = _train(params, name, net, samples, batches, precision, peer)
     return {"model": name, "batch": batch, "length": length, "samples_per_s": batch * steps / seconds,
             "peak_mb": _peak_mb(device)}
 
@@ -226,13 +233,14 @@ def lead_row(params: Params, row: int, steps: int, device: torch.device, precisi
     batches = samples.training_batches(128, chunk, torch.Generator().manual_seed(0))
     torch.manual_seed(0)
     net = _model(params, name, meta["n_items"], meta["n_categories"], device)
-    seconds = _train(params, name, net, samples, batches, precision)
+    _, seconds = _train(params, name, net, samples, batches, precision)
     return {"row": label, "samples_per_s": samples.size / seconds, "peak_mb": _peak_mb(device),
             "mean_width": float(np.mean([part.width for part in batches])),
             "mean_history": float(arrays["length"][pick].mean())}
 
 
-def profile(params: Params, name: str, device: torch.device, precision: str, steps: int = 20) -> None:
+def profile(params: Params, name: str, device: torch.device, precision: str, compile_mode: CompileMode = "eager",
+            steps: int = 20) -> None:
     """Where the time of ``steps`` training steps goes: torch.profiler's top operators."""
     arrays, meta = electronics_arrays(LENGTHS_USERS, 30)
     samples = DeviceSamples({key: value[: 128 * (steps + 1)] for key, value in arrays.items()}, device)
@@ -240,12 +248,13 @@ def profile(params: Params, name: str, device: torch.device, precision: str, ste
                                        torch.Generator().manual_seed(0))
     torch.manual_seed(0)
     net = _model(params, name, meta["n_items"], meta["n_categories"], device)
-    _train(params, name, net, samples, batches[:2], precision)  # warm-up outside the profile
+    compile_model(net, compile_mode, device)
+    _train(params, name, net, samples, batches, precision)  # warm-up (and compiling) outside the profile
     activities = [torch.profiler.ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(torch.profiler.ProfilerActivity.CUDA)
     with torch.profiler.profile(activities=activities) as prof:
-        seconds = _train(params, name, net, samples, batches[: steps], precision)
+        _, seconds = _train(params, name, net, samples, batches[: steps], precision)
     events = prof.key_averages()
     busy = sum(getattr(e, "self_device_time_total", 0) for e in events) / 1000 / steps
     print(f"# {name}: {steps} steps in {seconds:.3f} s, {1000 * seconds / steps:.2f} ms a step (profiled); "
@@ -253,20 +262,21 @@ def profile(params: Params, name: str, device: torch.device, precision: str, ste
     print(events.table(sort_by="self_cpu_time_total", row_limit=25, max_name_column_width=50))
 
 
-def epoch_row(params: Params, name: str, device: torch.device, precision: str, compiled: bool = False) -> dict:
-    """Part 3: one training epoch on Electronics-sized data, batched as the pipeline batches;
-    ``compiled``: the model under ``torch.compile(dynamic=True)`` (not what the pipeline runs)."""
+def epoch_row(params: Params, name: str, device: torch.device, precision: str, compile_mode: CompileMode = "eager"
+              ) -> dict:
+    """Part 3: one training epoch on Electronics-sized data, batched as the pipeline batches,
+    the model compiled as ``runtime.compile: compile_mode`` would compile it."""
     arrays, meta = electronics_arrays(ELECTRONICS["n_users"], 30)
     samples = DeviceSamples(arrays, device)
     spec = params.models[name].training
     batches = samples.training_batches(spec.batch_size, spec.length_sort_chunk, torch.Generator().manual_seed(0))
     torch.manual_seed(0)
     net = _model(params, name, meta["n_items"], meta["n_categories"], device)
-    if compiled:
-        net = torch.compile(net, dynamic=True)
-    seconds = _train(params, name, net, samples, batches, precision)
-    return {"model": name + (" (torch.compile)" if compiled else ""), "train_samples": samples.size,
-            "seconds": seconds, "steps": len(batches),
+    torch._dynamo.reset()  # rows share a process on CUDA: each compiles from scratch
+    mode = compile_model(net, compile_mode, device)
+    warm_up, seconds = _train(params, name, net, samples, batches, precision)
+    return {"model": name + ("" if mode == "eager" else f" (compile: {mode})"), "train_samples": samples.size,
+            "seconds": seconds, "warm_up": warm_up, "steps": len(batches),
             "samples_per_s": samples.size / seconds, "mean_history": float(arrays["length"].mean()),
             "peak_mb": _peak_mb(device)}
 
@@ -278,7 +288,7 @@ def _row(job: dict, params: Params, device: torch.device, args: argparse.Namespa
         return grid_row(params, job["model"], job["batch"], job["length"], args.steps, device, args.precision)
     if job["part"] == "leads":
         return lead_row(params, job["row"], args.lead_steps, device, args.precision)
-    return epoch_row(params, job["model"], device, args.precision, job.get("compiled", False))
+    return epoch_row(params, job["model"], device, args.precision, job.get("compile", "eager"))
 
 
 def _run(job: dict, params: Params, device: torch.device, args: argparse.Namespace) -> dict | None:
@@ -323,12 +333,13 @@ def main() -> None:
     parser.add_argument("--parts", type=int, nargs="+", default=[1, 2, 3], choices=[1, 2, 3, 4],
                         help="which parts to run (3: one epoch on Electronics-sized data, 4: the embedded "
                              "default's Table II end to end; minutes each on a CPU)")
-    parser.add_argument("--compile", action="store_true",
-                        help="part 3 also times SARN under torch.compile (an experiment: the pipeline runs eagerly)")
+    parser.add_argument("--compile", nargs="+", default=[], choices=["default", "reduce-overhead"],
+                        help="part 3 also times DIN and SARN with runtime.compile set to each of these")
     parser.add_argument("--nondeterministic", action="store_true",
                         help="switch deterministic algorithms off, to measure what determinism costs")
     parser.add_argument("--profile", metavar="MODEL",
-                        help="only profile 20 training steps of MODEL on part 2's batches (grouped by length)")
+                        help="only profile 20 training steps of MODEL on part 2's batches (grouped by length), "
+                             "compiled in the first --compile mode if one is given")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     params = load(ROOT / "params.yaml")
@@ -336,7 +347,7 @@ def main() -> None:
     if args.nondeterministic:
         torch.use_deterministic_algorithms(False)
     if args.profile:
-        profile(params, args.profile, device, args.precision)
+        profile(params, args.profile, device, args.precision, (args.compile or ["eager"])[0])
         return
     if args.child:
         print(json.dumps(_row(json.loads(args.child), params, device, args)))
@@ -392,15 +403,15 @@ def leads(params: Params, device: torch.device, args: argparse.Namespace) -> Non
 def epochs(params: Params, device: torch.device, args: argparse.Namespace) -> None:
     print(f"\n## 3. One training epoch on generated data of Amazon Electronics' size "
           f"({ELECTRONICS['n_users']:,} users, 8.78 clicks a user, histories up to 30)")
-    jobs = [{"part": "epoch", "model": model} for model in ("din", "sarn") if model in args.models]
-    if args.compile:
-        jobs.append({"part": "epoch", "model": "sarn", "compiled": True})
+    jobs = [{"part": "epoch", "model": model, "compile": mode} for mode in ["eager", *args.compile]
+            for model in ("din", "sarn") if model in args.models]
     for job in jobs:
         r = _run(job, params, device, args)
         if r is not None:
-            print(f"  {r['model']:24s} {r['seconds']:8.1f} s  {r['samples_per_s']:8.0f} samples/s  "
+            print(f"  {r['model']:34s} {r['seconds']:8.1f} s  {r['samples_per_s']:8.0f} samples/s  "
                   f"{1000 * r['seconds'] / r['steps']:6.2f} ms a step, {r['train_samples']:,} samples, "
-                  f"mean history {r['mean_history']:.1f}, {r['peak_mb']:.0f} MB peak", flush=True)
+                  f"mean history {r['mean_history']:.1f}, {r['peak_mb']:.0f} MB peak, "
+                  f"warm-up (one step a batch shape; compiling) {r['warm_up']:.1f} s", flush=True)
 
 
 def embedded_default(params: Params) -> None:
