@@ -11,6 +11,7 @@ import torch
 from sarn.models import Batch
 
 _HISTORY_KEYS = ("hist_item", "hist_category", "hist_timestamp", "neg_item", "neg_category")
+_ID_KEYS = ("item", "category", "timestamp", "context")
 
 
 class BatchIndex(NamedTuple):
@@ -23,7 +24,12 @@ class BatchIndex(NamedTuple):
 
 
 class DeviceSamples:
-    """One split's arrays as tensors on ``device``; no per-sample Python when batching."""
+    """One split's arrays as tensors on ``device``; no per-sample Python when batching.
+
+    The integer arrays are stacked into two tensors, one of per-sample values and one of
+    histories, so that cutting a batch takes a handful of operations whatever the number
+    of fields: on a GPU each costs a kernel launch at every step.
+    """
 
     def __init__(self, arrays: dict[str, np.ndarray], device: torch.device, max_len: int | None = None) -> None:
         width = arrays["hist_item"].shape[1] if max_len is None else max_len
@@ -34,36 +40,27 @@ class DeviceSamples:
         self.label = arrays["label"].astype(np.float64)
         self._length = torch.as_tensor(length)  # on the host: batch widths without a device sync
         self._device_length = self._length.to(device)
-        self._flat = {
-            "item": torch.as_tensor(arrays["item"], dtype=torch.long, device=device),
-            "category": torch.as_tensor(arrays["category"], dtype=torch.long, device=device),
-            "timestamp": torch.as_tensor(arrays["timestamp"], device=device),
-            "label": torch.as_tensor(arrays["label"], dtype=torch.float32, device=device),
-        }
-        if "context" in arrays:
-            self._flat["context"] = torch.as_tensor(arrays["context"], dtype=torch.long, device=device)
+        self._id_keys = [key for key in _ID_KEYS if key in arrays]
+        self._ids = torch.as_tensor(np.stack([arrays[key] for key in self._id_keys], dtype=np.int64), device=device)
+        self._label = torch.as_tensor(arrays["label"], dtype=torch.float32, device=device)
         # Histories are stored left-aligned (oldest first); keeping the latest ``width``
         # clicks means dropping from the left for histories longer than ``width``.
         positions = np.arange(width)[None, :] + (arrays["length"] - length)[:, None]
         positions = np.minimum(positions, arrays["hist_item"].shape[1] - 1)
-        self._hist = {
-            key: torch.as_tensor(np.take_along_axis(arrays[key], positions, axis=1), dtype=torch.long, device=device)
-            for key in _HISTORY_KEYS
-        }
+        self._hist = torch.as_tensor(  # (fields, samples, width)
+            np.stack([np.take_along_axis(arrays[key], positions, axis=1) for key in _HISTORY_KEYS], dtype=np.int64),
+            device=device)
 
     def batch(self, part: BatchIndex) -> Batch:
         """The samples of ``part``, histories cut to its width."""
         index, width = part
-        mask = (torch.arange(width, device=self.device)[None, :] < self._device_length[index][:, None]).float()
-        hist = {key: value[index, :width] * mask.long() for key, value in self._hist.items()}
+        valid = torch.arange(width, device=self.device)[None, :] < self._device_length[index][:, None]
+        hist = self._hist[:, index, :width] * valid
         return Batch(
-            item=self._flat["item"][index],
-            category=self._flat["category"][index],
-            timestamp=self._flat["timestamp"][index],
-            mask=mask,
-            label=self._flat["label"][index],
-            context=self._flat["context"][index] if "context" in self._flat else None,
-            **hist,
+            **dict(zip(self._id_keys, self._ids[:, index], strict=True)),
+            **dict(zip(_HISTORY_KEYS, hist, strict=True)),
+            mask=valid.float(),
+            label=self._label[index],
         )
 
     def _part(self, host_index: torch.Tensor) -> BatchIndex:
