@@ -76,8 +76,10 @@ def test_a_compiled_run_agrees_with_the_eager_one_and_says_how_it_ran(processed,
         compiled, info = _train(params, data_dir, tmp_path / "compiled", "reduce-overhead")
     assert (eager_info["compile"], info["compile"]) == ("eager", "default")
     assert "runtime.compile is reduce-overhead, but din runs in torch.compile's default mode" in caplog.text
-    # Fused kernels round differently, so the two runs are close, not equal.
-    assert (compiled["test_auc"] - eager["test_auc"]).abs().max() < 0.01
+    # Fused kernels round differently, so the two runs are close, not equal (here their
+    # LogLosses differed by about 1e-8).
+    for metric in ("valid_logloss", "test_logloss", "test_auc"):
+        assert (compiled[metric] - eager[metric]).abs().max() < 1e-5, metric
     # Another compiled run reuses what was compiled (new models, same shapes) and gives
     # the same bytes: compiled CPU training is as deterministic as eager.
     with torch.compiler.set_stance("fail_on_recompile"):
