@@ -10,6 +10,7 @@ import logging
 import pandas as pd
 import pytest
 import torch
+from torch._dynamo.utils import counters
 
 from sarn.data.prepare import make_raw, preprocess
 from sarn.models import build_model
@@ -24,8 +25,14 @@ from tests.test_models import ARCH, N_CATS, N_ITEMS, make_batch
 def fresh_compiler():
     """Each test compiles from scratch and leaves no compiled code to the next."""
     torch._dynamo.reset()
+    counters.clear()
     yield
     torch._dynamo.reset()
+
+
+def graphs_compiled() -> int:
+    """How many graphs the compiler has made since the test began (0: nothing ran compiled)."""
+    return counters["stats"]["unique_graphs"]
 
 
 def test_sarn_compiles_once_for_every_history_length() -> None:
@@ -45,12 +52,14 @@ def test_sarn_compiles_once_for_every_history_length() -> None:
             got, _ = train_step(compiled, optimizers[1], batch, spec)
         want, _ = train_step(eager, optimizers[0], batch, spec)
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+        assert graphs_compiled() == 1  # forward and backward of the first width, and nothing since
 
 
 def test_a_model_with_a_python_recurrence_stays_eager() -> None:
     net = build_model("dien", N_ITEMS, N_CATS, ARCH["dien"])
     assert compile_model(net, "reduce-overhead", torch.device("cpu")) == "eager"
-    assert net._compiled_call_impl is None
+    net(make_batch([3, 5]))
+    assert graphs_compiled() == 0
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +81,11 @@ def _train(params: Params, data_dir, out_dir, compile_mode: str) -> tuple[pd.Dat
 def test_a_compiled_run_agrees_with_the_eager_one_and_says_how_it_ran(processed, tmp_path, caplog) -> None:
     params, data_dir = processed
     eager, eager_info = _train(params, data_dir, tmp_path / "eager", "eager")
+    assert graphs_compiled() == 0
     with caplog.at_level(logging.WARNING, logger="sarn.train.runner"):
         compiled, info = _train(params, data_dir, tmp_path / "compiled", "reduce-overhead")
     assert (eager_info["compile"], info["compile"]) == ("eager", "default")
+    assert graphs_compiled() > 0
     assert "runtime.compile is reduce-overhead, but din runs in torch.compile's default mode" in caplog.text
     # Fused kernels round differently, so the two runs are close, not equal (here their
     # LogLosses differed by about 1e-8).
