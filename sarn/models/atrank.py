@@ -19,7 +19,8 @@ from torch import nn
 
 from sarn.models.base import Batch, CTRModel, ModelOutput
 
-GAP_BOUNDARIES_DAYS = tuple(2.0**k for k in range(13))  # 1 … 4096
+_GAP_DOUBLINGS = 13
+GAP_BOUNDARIES_DAYS = tuple(2.0**k for k in range(_GAP_DOUBLINGS))  # 1 … 4096
 N_GAP_BUCKETS = len(GAP_BOUNDARIES_DAYS) + 1
 _MASKED_SCORE = -(2.0**32) + 1
 
@@ -29,7 +30,7 @@ def gap_buckets(target_time: torch.Tensor, click_time: torch.Tensor) -> torch.Te
     days = (target_time[:, None] - click_time).clamp(min=0).to(torch.float64) / 86_400.0
     # GAP_BOUNDARIES_DAYS made on the device: a tensor built from Python values would be
     # copied from the host at every step, and such a copy waits for the GPU.
-    bounds = 2.0 ** torch.arange(len(GAP_BOUNDARIES_DAYS), dtype=torch.float64, device=days.device)
+    bounds = 2.0 ** torch.arange(_GAP_DOUBLINGS, dtype=torch.float64, device=days.device)
     return (days.unsqueeze(-1) >= bounds).sum(dim=-1)
 
 
