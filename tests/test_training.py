@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import ClassVar
 
 import numpy as np
@@ -15,7 +17,7 @@ from sarn.data.samples import build_samples
 from sarn.data.synthetic import generate_clicks
 from sarn.errors import TrainingError
 from sarn.models import CTRModel, ModelOutput, build_model
-from sarn.params import TrainingSpec, validate
+from sarn.params import Params, TrainingSpec, validate
 from sarn.train.batching import DeviceSamples
 from sarn.train.loop import CHECK_EVERY, make_optimizer, train_run, train_step
 from sarn.train.runner import configure_torch
@@ -23,10 +25,16 @@ from tests.conftest import tiny_params
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def tiny_arrays():
     params = validate(tiny_params())
     spec = params.datasets["default"]
     splits, meta = build_samples(as_log(generate_clicks(spec.source.generator)), spec.protocol)
+    return params, splits, meta
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_arrays):
+    params, splits, meta = tiny_arrays
     data = {name: DeviceSamples(arrays, torch.device("cpu")) for name, arrays in splits.items()}
     return params, data, meta
 
@@ -116,11 +124,19 @@ class DeviceWaits(TorchDispatchMode):
     """Records the operators that, on CUDA, make the host wait for the device: reading a
     value back, and those whose output size depends on tensor contents. One such wait a
     step idles the GPU between batches and rules out capturing the step as a CUDA graph,
-    so the CPU can check what only a GPU would show as lost time."""
+    so the CPU can check what only a GPU would show as lost time.
+
+    What never reaches the dispatcher on the CPU escapes it: ``.tolist()``, ``.numpy()``,
+    ``.cpu()`` and ``.to(device)`` of a CPU tensor (:func:`test_a_cuda_training_step_never_synchronises`
+    covers those where a GPU is present).
+    """
 
     # lift_fresh: a tensor made from Python values, which on CUDA is a copy from the host
-    WAITING: ClassVar[set[str]] = {"_local_scalar_dense", "nonzero", "masked_select", "_unique", "_unique2", "unique_dim",
-               "unique_consecutive", "equal", "is_nonzero", "lift_fresh"}
+    WAITING: ClassVar[set[str]] = {"_local_scalar_dense", "nonzero", "masked_select", "_unique", "_unique2",
+                                   "unique_dim", "unique_consecutive", "equal", "is_nonzero", "lift_fresh",
+                                   "bincount", "histc"}
+    # repeat_interleave waits unless given output_size, when its repeats are a tensor
+    REPEATS = (torch.ops.aten.repeat_interleave.Tensor, torch.ops.aten.repeat_interleave.self_Tensor)
 
     def __init__(self) -> None:
         super().__init__()
@@ -131,8 +147,7 @@ class DeviceWaits(TorchDispatchMode):
         masks = func.overloadpacket in (torch.ops.aten.index, torch.ops.aten.index_put, torch.ops.aten.index_put_) \
             and any(isinstance(t, torch.Tensor) and t.dtype in (torch.bool, torch.uint8)
                     for t in (args[1] if len(args) > 1 and isinstance(args[1], (list, tuple)) else []))
-        repeats = name == "repeat_interleave" and isinstance(args[0], torch.Tensor) and \
-            (kwargs or {}).get("output_size") is None
+        repeats = func in self.REPEATS and (kwargs or {}).get("output_size") is None
         if name in self.WAITING or masks or repeats:
             self.seen.append(str(func))
         return func(*args, **(kwargs or {}))
@@ -144,25 +159,54 @@ def test_the_device_wait_detector_sees_reads_and_boolean_masks() -> None:
         float(x.sum())
         x[x > 0].sum().backward()
         torch.tensor([1.0, 2.0])
+        torch.arange(3).repeat_interleave(2)  # an int count: no wait
+        torch.arange(3).repeat_interleave(torch.tensor([1, 2, 1]))
     assert waits.seen[0] == "aten._local_scalar_dense.default"
     assert "aten.index.Tensor" in waits.seen
-    assert waits.seen[-1] == "aten.lift_fresh.default"
+    assert waits.seen[-3:] == ["aten.lift_fresh.default", "aten.lift_fresh.default",
+                               "aten.repeat_interleave.Tensor"]
 
 
-@pytest.mark.parametrize("name", sorted(validate(tiny_params()).models))
-def test_a_training_step_never_waits_for_the_device(tiny, name: str) -> None:
-    """Cutting a batch, forward, backward, clipping and the optimizer as configured for CUDA
-    (fused Adam) run without one read-back, for every run of params.yaml."""
-    params, data, meta = tiny
+RUNS = sorted(validate(tiny_params()).models)
+
+
+def _watched_step(params: Params, samples: DeviceSamples, meta: dict, name: str,
+                  watch: AbstractContextManager) -> None:
+    """One training step of run ``name`` after a first one (which makes the optimizer's
+    state): cutting the batch, forward, backward, clipping and the optimizer as configured
+    for CUDA (fused Adam), all under ``watch``."""
     spec = params.models[name]
     torch.manual_seed(0)
-    net = build_model(spec.model, meta["n_items"], meta["n_categories"], spec.architecture)
+    net = build_model(spec.model, meta["n_items"], meta["n_categories"], spec.architecture).to(samples.device)
     training = spec.training.model_copy(update={"grad_clip_norm": 5.0})
-    optimizer = make_optimizer(net, training, torch.device("cuda"))  # fused, as on a GPU
-    parts = data["train"].training_batches(32, 4, torch.Generator().manual_seed(0))
+    optimizer = make_optimizer(net, training, torch.device("cuda"))
+    parts = samples.training_batches(32, 4, torch.Generator().manual_seed(0))
     net.train()
-    train_step(net, optimizer, data["train"].batch(parts[0]), training)  # optimizer state is made here
-    with DeviceWaits() as waits:
-        batch = data["train"].batch(parts[1])
-        train_step(net, optimizer, batch, training)
+    train_step(net, optimizer, samples.batch(parts[0]), training)
+    with watch:
+        train_step(net, optimizer, samples.batch(parts[1]), training)
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_a_training_step_never_waits_for_the_device(tiny, name: str) -> None:
+    params, data, meta = tiny
+    waits = DeviceWaits()
+    _watched_step(params, data["train"], meta, name, waits)
     assert waits.seen == []
+
+
+@contextmanager
+def _sync_is_an_error() -> Iterator[None]:
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", RUNS)
+def test_a_cuda_training_step_never_synchronises(tiny_arrays, name: str) -> None:
+    """On a GPU, CUDA itself says whether a step synchronises (what the CPU check cannot see)."""
+    params, splits, meta = tiny_arrays
+    _watched_step(params, DeviceSamples(splits["train"], torch.device("cuda")), meta, name, _sync_is_an_error())
