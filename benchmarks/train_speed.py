@@ -49,7 +49,7 @@ from sarn import ALLOCATOR_ENV
 from sarn.models import MODELS, Batch, build_model
 from sarn.params import CompileMode, Params, load
 from sarn.train.batching import BatchIndex, DeviceSamples
-from sarn.train.loop import compile_model, make_optimizer, train_epoch
+from sarn.train.loop import compile_mode_on, compile_model, make_optimizer, train_epoch
 from sarn.train.runner import configure_torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -403,7 +403,8 @@ def leads(params: Params, device: torch.device, args: argparse.Namespace) -> Non
 def epochs(params: Params, device: torch.device, args: argparse.Namespace) -> None:
     print(f"\n## 3. One training epoch on generated data of Amazon Electronics' size "
           f"({ELECTRONICS['n_users']:,} users, 8.78 clicks a user, histories up to 30)")
-    jobs = [{"part": "epoch", "model": model, "compile": mode} for mode in ["eager", *args.compile]
+    modes = dict.fromkeys(["eager", *(compile_mode_on(device, mode) for mode in args.compile)])  # once each
+    jobs = [{"part": "epoch", "model": model, "compile": mode} for mode in modes
             for model in ("din", "sarn") if model in args.models]
     for job in jobs:
         r = _run(job, params, device, args)

@@ -86,11 +86,17 @@ def compile_model(model: CTRModel, mode: CompileMode, device: torch.device) -> C
     share one compiled graph; a few more are made for training and evaluation, width 1
     and small last batches.
     """
-    if mode == "eager" or not model.compilable:
+    if not model.compilable:
         return "eager"
-    effective: CompileMode = mode if device.type == "cuda" else "default"
-    model.compile(dynamic=True, mode=effective)
+    effective = compile_mode_on(device, mode)
+    if effective != "eager":
+        model.compile(dynamic=True, mode=effective)
     return effective
+
+
+def compile_mode_on(device: torch.device, mode: CompileMode) -> CompileMode:
+    """The mode ``mode`` is on ``device``: CUDA graphs (``reduce-overhead``) need CUDA."""
+    return "default" if mode == "reduce-overhead" and device.type != "cuda" else mode
 
 
 def _check_finite(losses: list[torch.Tensor], first_step: int, label: str, epoch: int) -> None:
