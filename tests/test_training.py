@@ -105,6 +105,18 @@ def test_training_batches_cover_every_sample_once_and_group_lengths(tiny) -> Non
     assert spread < plain_spread
 
 
+def test_batches_of_an_empty_split_are_none_and_evaluation_batches_cover_all(tiny, tiny_arrays) -> None:
+    _, data, _ = tiny
+    valid = data["valid"]
+    order = valid.evaluation_order()
+    labels = torch.cat([b.label for b in valid.batches(order, 7)])
+    assert torch.equal(labels, torch.as_tensor(valid.label[order.numpy()], dtype=torch.float32))
+    _, splits, _ = tiny_arrays
+    empty = DeviceSamples({key: value[:0] for key, value in splits["valid"].items()}, torch.device("cpu"))
+    assert empty.training_batches(8, 2, torch.Generator()) == []
+    assert list(empty.batches(empty.evaluation_order(), 8)) == []
+
+
 def test_snapshots_are_taken_at_the_requested_fractions(tiny) -> None:
     params, data, meta = tiny
     torch.manual_seed(0)

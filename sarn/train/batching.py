@@ -63,13 +63,19 @@ class DeviceSamples:
             label=self._label[index],
         )
 
-    def _part(self, host_index: torch.Tensor) -> BatchIndex:
-        return BatchIndex(host_index.to(self.device), max(int(self._length[host_index].max()), 1))
+    def _parts(self, host_indices: list[torch.Tensor]) -> list[BatchIndex]:
+        """Batches of the given host-side indices, copied to the device in one transfer
+        (a copy from the host waits for the GPU: one per epoch, not one per batch)."""
+        if not host_indices:
+            return []
+        on_device = torch.cat(host_indices).to(self.device).split([len(index) for index in host_indices])
+        return [BatchIndex(index, max(int(self._length[host].max()), 1))
+                for host, index in zip(host_indices, on_device, strict=True)]
 
     def batches(self, order: torch.Tensor, batch_size: int) -> Iterator[Batch]:
         """Consecutive batches following ``order`` (a permutation of sample indices, on the host)."""
-        for start in range(0, self.size, batch_size):
-            yield self.batch(self._part(order[start : start + batch_size]))
+        for part in self._parts(list(order.split(batch_size)) if len(order) else []):
+            yield self.batch(part)
 
     def training_batches(self, batch_size: int, sort_chunk: int, generator: torch.Generator) -> list[BatchIndex]:
         """One epoch's batches, grouped by history length.
@@ -89,7 +95,7 @@ class DeviceSamples:
             part = part[torch.sort(lengths[start : start + chunk], stable=True).indices]
             batches += list(part.split(batch_size))
         shuffle = torch.randperm(len(batches), generator=generator)
-        return [self._part(batches[k]) for k in shuffle]
+        return self._parts([batches[k] for k in shuffle])
 
     def evaluation_order(self) -> torch.Tensor:
         """All samples sorted by history length, on the host (predictions do not depend on the batch)."""
