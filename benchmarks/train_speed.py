@@ -39,6 +39,7 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -134,10 +135,10 @@ def _peak_mb(device: torch.device) -> float:
 
 
 def _train(params: Params, name: str, net: torch.nn.Module, samples: DeviceSamples, batches: list[BatchIndex],
-           precision: str, peer=None) -> tuple[float, float]:
+           precision: str, peer=None, timed: AbstractContextManager | None = None) -> tuple[float, float]:
     """Seconds of a warm-up, one step on a batch of each shape (size, width) among
     ``batches``, where a compiled model compiles all it needs; then seconds to train on
-    all of ``batches``."""
+    all of ``batches``, inside ``timed`` (a profiler, say) if given."""
     spec = params.models[_run_name(name)].training
     optimizer = make_optimizer(net, spec, samples.device)
 
@@ -161,10 +162,12 @@ def _train(params: Params, name: str, net: torch.nn.Module, samples: DeviceSampl
     run(list(shapes.values()))
     _sync(samples.device)
     warm_up = time.perf_counter() - start
-    start = time.perf_counter()
-    run(batches)
-    _sync(samples.device)
-    return warm_up, time.perf_counter() - start
+    with timed or nullcontext():
+        start = time.perf_counter()
+        run(batches)
+        _sync(samples.device)
+        seconds = time.perf_counter() - start
+    return warm_up, seconds
 
 
 def _random_samples(size: int, length: int, n_items: int, n_categories: int, device: torch.device) -> DeviceSamples:
@@ -249,12 +252,11 @@ def profile(params: Params, name: str, device: torch.device, precision: str, com
     torch.manual_seed(0)
     net = _model(params, name, meta["n_items"], meta["n_categories"], device)
     compile_model(net, compile_mode, device)
-    _train(params, name, net, samples, batches, precision)  # warm-up (and compiling) outside the profile
     activities = [torch.profiler.ProfilerActivity.CPU]
     if device.type == "cuda":
         activities.append(torch.profiler.ProfilerActivity.CUDA)
-    with torch.profiler.profile(activities=activities) as prof:
-        _, seconds = _train(params, name, net, samples, batches[: steps], precision)
+    prof = torch.profiler.profile(activities=activities)  # the warm-up (and compiling) stays outside it
+    _, seconds = _train(params, name, net, samples, batches[:steps], precision, timed=prof)
     events = prof.key_averages()
     busy = sum(getattr(e, "self_device_time_total", 0) for e in events) / 1000 / steps
     print(f"# {name}: {steps} steps in {seconds:.3f} s, {1000 * seconds / steps:.2f} ms a step (profiled); "
