@@ -298,7 +298,7 @@ def _run(job: dict, params: Params, device: torch.device, args: argparse.Namespa
     if device.type == "cuda":
         try:
             return _row(job, params, device, args)
-        except Exception as err:  # one failing row (out of memory, a compiler error) must not end the run
+        except Exception as err:  # noqa: BLE001 - one failing row (out of memory, a compiler error) must not end the run
             print(f"{job} failed: {type(err).__name__}: {str(err)[:1500]}", file=sys.stderr)
             return None
     allocator = job.get("allocator", True)

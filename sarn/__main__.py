@@ -20,6 +20,6 @@ if (sys.platform.startswith("linux") and TRAINING_COMMANDS & set(sys.argv[1:])
         and any(os.environ.get(k) is None for k in ALLOCATOR_ENV)):
     os.execve(sys.executable, [sys.executable, "-m", "sarn", *sys.argv[1:]], {**ALLOCATOR_ENV, **os.environ})
 
-from sarn.cli import main  # noqa: E402
+from sarn.cli import main
 
 raise SystemExit(main())

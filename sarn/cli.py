@@ -92,10 +92,9 @@ def _run(args: argparse.Namespace) -> None:
     if args.command == "check":
         log.info("%s is valid", args.params)
         return
-    if args.command in ("raw", "download", "preprocess", "train", "sweep"):
-        if args.dataset not in params.datasets:
-            raise SarnError(f"unknown dataset {args.dataset!r}; {args.params} defines: "
-                            f"{', '.join(sorted(params.datasets))}")
+    if args.command in ("raw", "download", "preprocess", "train", "sweep") and args.dataset not in params.datasets:
+        raise SarnError(f"unknown dataset {args.dataset!r}; {args.params} defines: "
+                        f"{', '.join(sorted(params.datasets))}")
     if args.command in ("train", "sweep") and args.model not in params.models:
         raise SarnError(f"unknown model {args.model!r}; {args.params} configures: "
                         f"{', '.join(sorted(params.models))}")

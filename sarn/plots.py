@@ -12,12 +12,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-from sarn.atomic import atomic_path  # noqa: E402
+from sarn.atomic import atomic_path
 
 
 def check_kernel(expected_python: str) -> None:

@@ -99,7 +99,7 @@ def _read_runs(path: Path, hint: str) -> pd.DataFrame:
 
 def _metric_summary(runs: pd.DataFrame) -> dict:
     """Mean and sample standard deviation over seeds of each test metric (std 0 for one run)."""
-    row: dict = {"n_runs": int(len(runs))}
+    row: dict = {"n_runs": len(runs)}
     for metric in METRICS:
         values = runs[f"test_{metric}"].astype(float)
         if values.isna().all():  # not reported for this data (a log with labels: AUC only)

@@ -24,7 +24,7 @@ def _handler(served: Served) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: object) -> None:  # keep test output clean
             pass
 
-        def do_GET(self) -> None:  # noqa: N802 (the http.server API)
+        def do_GET(self) -> None:
             range_header = self.headers.get("Range")
             served.requests.append((self.path, range_header))
             body = served.files.get(self.path.lstrip("/"))

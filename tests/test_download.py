@@ -71,9 +71,9 @@ def test_exhausted_retries_keep_the_part_under_a_name_that_is_not_the_file(tmp_p
 
 
 def test_checksum_mismatch_keeps_nothing_and_says_how_to_override(tmp_path) -> None:
-    with serve(Served({"reviews.json.gz": BODY})) as url:
-        with pytest.raises(DataError, match=rf"does not match its SHA-256 {'0' * 64}.*set {KEY}.sha256"):
-            _fetch(_spec(url, sha256="0" * 64), tmp_path)
+    with (serve(Served({"reviews.json.gz": BODY})) as url,
+          pytest.raises(DataError, match=rf"does not match its SHA-256 {'0' * 64}.*set {KEY}.sha256")):
+        _fetch(_spec(url, sha256="0" * 64), tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
@@ -122,9 +122,8 @@ def test_a_malformed_lock_file_names_its_line(tmp_path) -> None:
 
 def test_an_http_error_is_not_retried_and_no_answer_is_given_up_quickly(tmp_path) -> None:
     served = Served({})
-    with serve(served) as url:
-        with pytest.raises(DownloadError, match="404"):
-            _fetch(_spec(url), tmp_path, retries=5)
+    with serve(served) as url, pytest.raises(DownloadError, match="404"):
+        _fetch(_spec(url), tmp_path, retries=5)
     assert len(served.requests) == 1
     with pytest.raises(DownloadError) as err:
         _fetch(_spec(_closed_port_url()), tmp_path, retries=5)

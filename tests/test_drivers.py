@@ -41,7 +41,7 @@ def _env() -> dict[str, str]:
 
 def run(cwd: Path, *cmd: str) -> str:
     """Run a command in the project copy; fail the test with its output if it fails."""
-    proc = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     return proc.stdout + proc.stderr

@@ -216,7 +216,7 @@ def test_dien_auxiliary_loss_ignores_padded_steps() -> None:
     losses = []
     for pad_value in (0, 5):
         batch = make_batch(lengths, width=8, seed=10, pad_value=pad_value)
-        target, history, mask = net.embed(batch)
+        _, history, mask = net.embed(batch)
         states, _ = net.extractor(history, mask)
         losses.append(net.next_click_loss(batch, states, history, mask))
     assert losses[0] > 0

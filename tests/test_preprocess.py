@@ -153,7 +153,7 @@ def test_the_same_seed_gives_the_same_samples_and_another_seed_another_split() -
 
 
 def test_history_negatives_differ_from_the_clicked_item() -> None:
-    splits, meta = build_samples(_log(), _protocol())
+    splits, _ = build_samples(_log(), _protocol())
     for arrays in splits.values():
         valid = arrays["hist_item"] > 0
         both = valid & (arrays["neg_item"] > 0)

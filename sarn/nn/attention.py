@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -26,7 +27,7 @@ class TargetAttention(nn.Module):
         super().__init__()
         widths = [4 * dim, *hidden]
         layers: list[nn.Module] = []
-        for a, b in zip(widths[:-1], widths[1:], strict=True):
+        for a, b in itertools.pairwise(widths):
             layers += [nn.Linear(a, b), nn.Sigmoid()]
         layers.append(nn.Linear(widths[-1], 1, bias=False))
         self.net = nn.Sequential(*layers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Literal
 
@@ -60,7 +61,7 @@ class OutputHead(nn.Module):
         if len(bias) != len(widths) - 1:
             raise ValueError(f"need {len(widths) - 1} bias flags, got {len(bias)}")
         layers: list[nn.Module] = [BatchNorm(in_dim, batchnorm)]
-        for k, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
+        for k, (a, b) in enumerate(itertools.pairwise(widths)):
             layers.append(nn.Linear(a, b, bias=bias[k]))
             if k < len(hidden):
                 layers.append(make_activation(activation, b, dice_eval))
@@ -82,7 +83,7 @@ class ClickHead(nn.Module):
         super().__init__()
         widths = [in_dim, *hidden]
         layers: list[nn.Module] = [BatchNorm(in_dim, batchnorm)]
-        for a, b in zip(widths[:-1], widths[1:], strict=True):
+        for a, b in itertools.pairwise(widths):
             layers += [nn.Linear(a, b), nn.Sigmoid()]
         layers.append(nn.Linear(widths[-1], 2))
         self.net = nn.Sequential(*layers)
