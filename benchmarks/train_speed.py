@@ -1,11 +1,11 @@
 """Training throughput and peak memory of every model, SARN against the straightforward graph,
 and the project's DIN against DeepCTR-Torch's.
 
-    python -m benchmarks.train_speed [--parts 1 2 3 4] [--device cpu|cuda] [--precision fp32|tf32|bf16]
+    python -m benchmarks.train_speed [--parts 1 2 3 4 5] [--device cpu|cuda] [--precision fp32|tf32|bf16]
                                      [--steps N] [--batches 128 1024] [--lengths 30 50] [--models ...]
 
-Four parts (1 to 3 by default), each printed as a table; every ratio compares rows of the
-same invocation.
+Five parts (1, 2, 3 and 5 by default), each printed as a table; every ratio compares rows
+of the same invocation.
 
 1. Every model at each batch size and history length with every history full length
    (the worst case: each batch padded to L). ``sarn_straightforward`` is the reference
@@ -18,6 +18,10 @@ same invocation.
 3. One training epoch of DIN and SARN on generated data of Amazon Electronics' size and
    lengths (192,403 users), batched as the pipeline batches.
 4. The embedded default's Table II (every model, every seed) through the stages' code.
+5. What an eager training step costs the host: the operators it dispatches (each a kernel
+   launch on a GPU) and its time at a size where the arithmetic is negligible. A GPU runs
+   behind the host, so an eager epoch there cannot take less than this host time a step
+   times the number of steps: the floor that only fewer operators or CUDA graphs lower.
 
 Every row trains through the pipeline's own step (``sarn.train.loop.train_epoch``:
 autocast, fused Adam on CUDA, no read-back inside the loop), except DeepCTR's, which
@@ -39,18 +43,20 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from benchmarks.straightforward_sarn import StraightforwardSARN
 from sarn import ALLOCATOR_ENV
 from sarn.models import MODELS, Batch, build_model
 from sarn.params import CompileMode, Params, load
 from sarn.train.batching import BatchIndex, DeviceSamples
-from sarn.train.loop import compile_mode_on, compile_model, make_optimizer, train_epoch
+from sarn.train.loop import compile_mode_on, compile_model, make_optimizer, train_epoch, train_step
 from sarn.train.runner import configure_torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +69,12 @@ ELECTRONICS = {"n_users": 192_403, "n_items": 63_001, "n_categories": 801, "n_in
                "interests_per_user": 3, "mean_clicks": 8.78, "min_clicks": 5, "max_clicks": 300,
                "popularity_exponent": 1.0, "start_time": 1_388_534_400, "seed": 0}
 LENGTHS_USERS = 20_000  # part 2 needs Electronics' length distribution, not its size
+# Part 5: a batch this small, with tables this small, costs next to nothing to compute, so
+# what a step takes is what the host spends dispatching it (with Electronics' 63,001 items,
+# the dense gradient and Adam update of the item table alone cost a CPU more than that); the
+# width is the mean padded width of an Electronics epoch as the pipeline batches it (8.7,
+# part 2), since GRU and DIEN dispatch per position.
+FLOOR_BATCH, FLOOR_WIDTH, FLOOR_ITEMS, FLOOR_CATEGORIES = 8, 9, 1_000, 100
 
 # Part 2: SARN with the leads added one at a time: (row, model, batches grouped by length?, allocator settings?)
 LEADS = [
@@ -264,6 +276,40 @@ def profile(params: Params, name: str, device: torch.device, precision: str, com
     print(events.table(sort_by="self_cpu_time_total", row_limit=25, max_name_column_width=50))
 
 
+class OperatorCount(TorchDispatchMode):
+    """Counts the operators dispatched inside it, views (which launch nothing) left out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: Counter[str] = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if not func.is_view:
+            self.calls[str(func.overloadpacket)] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def floor_row(params: Params, name: str, steps: int, device: torch.device, precision: str) -> dict:
+    """Part 5: the operators of one eager training step and the host time of a step at
+    ``FLOOR_BATCH`` × ``FLOOR_WIDTH``, Adam fused as on CUDA, after a warm-up step."""
+    torch.manual_seed(0)
+    samples = _random_samples(FLOOR_BATCH * (steps + 2), FLOOR_WIDTH, FLOOR_ITEMS, FLOOR_CATEGORIES, device)
+    net = _model(params, name, FLOOR_ITEMS, FLOOR_CATEGORIES, device).train()
+    spec = params.models[_run_name(name)].training
+    optimizer = make_optimizer(net, spec, torch.device("cuda"))  # fused, as the pipeline's Adam on CUDA
+    batches = [samples.batch(part) for part in samples.training_batches(FLOOR_BATCH, 1, torch.Generator())]
+    train_step(net, optimizer, batches[0], spec, precision)
+    with OperatorCount() as count:
+        train_step(net, optimizer, batches[1], spec, precision)
+    _sync(device)
+    start = time.perf_counter()
+    for batch in batches[2:]:
+        train_step(net, optimizer, batch, spec, precision)
+    _sync(device)
+    return {"model": name, "operators": sum(count.calls.values()),
+            "ms_a_step": 1000 * (time.perf_counter() - start) / len(batches[2:]), "top": count.calls.most_common(5)}
+
+
 def epoch_row(params: Params, name: str, device: torch.device, precision: str, compile_mode: CompileMode = "eager"
               ) -> dict:
     """Part 3: one training epoch on Electronics-sized data, batched as the pipeline batches,
@@ -332,9 +378,11 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs="+", default=[128, 1024])
     parser.add_argument("--lengths", type=int, nargs="+", default=[30, 50])
     parser.add_argument("--models", nargs="+", default=[*MODELS, "sarn_straightforward", "deepctr_din"])
-    parser.add_argument("--parts", type=int, nargs="+", default=[1, 2, 3], choices=[1, 2, 3, 4],
+    parser.add_argument("--parts", type=int, nargs="+", default=[1, 2, 3, 5], choices=[1, 2, 3, 4, 5],
                         help="which parts to run (3: one epoch on Electronics-sized data, 4: the embedded "
-                             "default's Table II end to end; minutes each on a CPU)")
+                             "default's Table II end to end, minutes each on a CPU; 5: the host's cost of "
+                             "an eager step)")
+    parser.add_argument("--floor-steps", type=int, default=200, help="timed steps a row in part 5")
     parser.add_argument("--compile", nargs="+", default=[], choices=["default", "reduce-overhead"],
                         help="part 3 also times DIN and SARN with runtime.compile set to each of these")
     parser.add_argument("--nondeterministic", action="store_true",
@@ -368,6 +416,8 @@ def main() -> None:
         epochs(params, device, args)
     if 4 in args.parts:
         embedded_default(params)
+    if 5 in args.parts:
+        host_floor(params, device, args, [m for m in models if m != "deepctr_din"])
 
 
 def full_length(params: Params, device: torch.device, args: argparse.Namespace, models: list[str]) -> None:
@@ -415,6 +465,19 @@ def epochs(params: Params, device: torch.device, args: argparse.Namespace) -> No
                   f"{1000 * r['seconds'] / r['steps']:6.2f} ms a step, {r['train_samples']:,} samples, "
                   f"mean history {r['mean_history']:.1f}, {r['peak_mb']:.0f} MB peak, "
                   f"warm-up (one step a batch shape; compiling) {r['warm_up']:.1f} s", flush=True)
+
+
+def host_floor(params: Params, device: torch.device, args: argparse.Namespace, models: list[str]) -> None:
+    print(f"\n## 5. The host's cost of an eager training step: batch {FLOOR_BATCH}, width {FLOOR_WIDTH}, "
+          f"{args.floor_steps} timed steps a row, fused Adam")
+    print("  floor: that time a step times the 2,405 steps of an Electronics epoch (part 3) at batch 128")
+    rows = [floor_row(params, model, args.floor_steps, device, args.precision) for model in models]
+    din = next((r for r in rows if r["model"] == "din"), rows[0])
+    for r in rows:
+        top = ", ".join(f"{op.split('.')[-1]} {n}" for op, n in r["top"])
+        print(f"  {r['model']:22s} {r['operators']:6d} operators  {r['ms_a_step']:6.2f} ms a step  "
+              f"floor {2405 * r['ms_a_step'] / 1000:6.1f} s  {r['ms_a_step'] / din['ms_a_step']:5.2f}x "
+              f"{din['model']}'s  (most: {top})", flush=True)
 
 
 def embedded_default(params: Params) -> None:

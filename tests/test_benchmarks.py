@@ -44,3 +44,20 @@ def test_precision_benchmark_names_an_unknown_dataset_or_model_before_any_work(a
     err = capsys.readouterr().err
     assert named in err and "params.yaml defines: " in err
     assert precision_auc.WORK.exists() == before
+
+
+def test_the_operator_count_leaves_views_out() -> None:
+    x = torch.ones(3)
+    with train_speed.OperatorCount() as count:
+        (x + 1).view(3, 1).t().mul(2)
+    assert count.calls == {"aten.add": 1, "aten.mul": 1}
+
+
+def test_host_floor_rows_count_each_models_operators_the_same_every_time() -> None:
+    params, cpu = load(ROOT / "params.yaml"), torch.device("cpu")
+    rows = {model: train_speed.floor_row(params, model, steps=2, device=cpu, precision="fp32")
+            for model in ("din", "sarn")}
+    again = train_speed.floor_row(params, "din", steps=2, device=cpu, precision="fp32")
+    assert again["operators"] == rows["din"]["operators"] > 50
+    assert rows["sarn"]["operators"] > rows["din"]["operators"]  # SARN's pair MLPs, losses and their backward
+    assert all(row["ms_a_step"] > 0 for row in rows.values())
