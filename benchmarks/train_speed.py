@@ -20,8 +20,9 @@ of the same invocation.
 4. The embedded default's Table II (every model, every seed) through the stages' code.
 5. What an eager training step costs the host: the operators it dispatches (each a kernel
    launch on a GPU) and its time at a size where the arithmetic is negligible. A GPU runs
-   behind the host, so an eager epoch there cannot take less than this host time a step
-   times the number of steps: the floor that only fewer operators or CUDA graphs lower.
+   behind the host, which launches each operator at a cost comparable to running it on
+   tiny tensors, so this time a step times the number of steps estimates the floor of an
+   eager epoch there, which only fewer operators, a faster host or CUDA graphs lower.
 
 Every row trains through the pipeline's own step (``sarn.train.loop.train_epoch``:
 autocast, fused Adam on CUDA, no read-back inside the loop), except DeepCTR's, which
