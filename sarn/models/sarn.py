@@ -67,7 +67,7 @@ class SARN(RelationalModel):
     def _position_loss(self, pairs: SimilitudePairs, mask: torch.Tensor) -> torch.Tensor:
         """Eq. 4: regress d(i, j) = sign(j − i)·sqrt(|j − i| / L) from g_ij; rows masked."""
         length = mask.shape[1]
-        pred = pairs.score(self.regressor_in.weight, self.regressor_in.bias, self.regressor_out.weight[0])
+        pred = pairs.score(self.regressor_in.weight, self.regressor_in.bias, self.regressor_out.weight.squeeze(0))
         pred = pred + self.regressor_out.bias
         pos = torch.arange(length, device=pred.device, dtype=pred.dtype)
         gap = pos.unsqueeze(0) - pos.unsqueeze(1)  # gap[i, j] = j - i

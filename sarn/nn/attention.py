@@ -65,7 +65,7 @@ class AttentiveMaxPool(nn.Module):
         self, target: torch.Tensor, pairs: Pairs, pair_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Pool ``pairs`` (B, L, L, d) → (B, d); also return the scores s (B, L, L), zero on padded pairs."""
-        logits = pairs.score(self.pair.weight, self.query(target), self.score.weight[0]) + self.score.bias
+        logits = pairs.score(self.pair.weight, self.query(target), self.score.weight.squeeze(0)) + self.score.bias
         scores = torch.sigmoid(logits) * pair_mask
         with torch.no_grad():
             b, length, _ = scores.shape

@@ -68,8 +68,8 @@ class OutputHead(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        two = self.net(x)
-        return two[..., 0] - two[..., 1]
+        click, no_click = self.net(x).unbind(-1)  # unbind: one operator in backward, two selects four
+        return click - no_click
 
 
 class ClickHead(nn.Module):
@@ -89,6 +89,6 @@ class ClickHead(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        two = self.net(x)
-        logit = two[..., 0] - two[..., 1]
+        click, no_click = self.net(x).unbind(-1)
+        logit = click - no_click
         return nn.functional.logsigmoid(logit), nn.functional.logsigmoid(-logit)
