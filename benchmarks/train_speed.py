@@ -291,25 +291,40 @@ class OperatorCount(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def floor_row(params: Params, name: str, steps: int, device: torch.device, precision: str) -> dict:
-    """Part 5: the operators of one eager training step and the host time of a step at
-    ``FLOOR_BATCH`` × ``FLOOR_WIDTH``, Adam fused as on CUDA, after a warm-up step."""
-    torch.manual_seed(0)
-    samples = _random_samples(FLOOR_BATCH * (steps + 2), FLOOR_WIDTH, FLOOR_ITEMS, FLOOR_CATEGORIES, device)
-    net = _model(params, name, FLOOR_ITEMS, FLOOR_CATEGORIES, device).train()
-    spec = params.models[_run_name(name)].training
-    optimizer = make_optimizer(net, spec, torch.device("cuda"))  # fused, as the pipeline's Adam on CUDA
-    batches = [samples.batch(part) for part in samples.training_batches(FLOOR_BATCH, 1, torch.Generator().manual_seed(0))]
-    train_step(net, optimizer, batches[0], spec, precision)
-    with OperatorCount() as count:
-        train_step(net, optimizer, batches[1], spec, precision)
-    _sync(device)
-    start = time.perf_counter()
-    for batch in batches[2:]:
-        train_step(net, optimizer, batch, spec, precision)
-    _sync(device)
-    return {"model": name, "operators": sum(count.calls.values()),
-            "ms_a_step": 1000 * (time.perf_counter() - start) / len(batches[2:]), "top": count.calls.most_common(5)}
+def floor_rows(params: Params, names: list[str], steps: int, device: torch.device, precision: str,
+               rounds: int = 5) -> list[dict]:
+    """Part 5: the operators of one eager training step of each model and the host time of
+    a step at ``FLOOR_BATCH`` × ``FLOOR_WIDTH``, Adam fused as on CUDA, after a warm-up step.
+
+    The models take turns, ``steps / rounds`` steps each a round, and each keeps its fastest
+    round (as timeit keeps its best repeat): this machine's speed drifts by tens of percent
+    over a minute, and turns expose every model to the same drift.
+    """
+    runs = []
+    for name in names:
+        torch.manual_seed(0)
+        samples = _random_samples(FLOOR_BATCH * (steps + 2), FLOOR_WIDTH, FLOOR_ITEMS, FLOOR_CATEGORIES, device)
+        net = _model(params, name, FLOOR_ITEMS, FLOOR_CATEGORIES, device).train()
+        spec = params.models[_run_name(name)].training
+        optimizer = make_optimizer(net, spec, torch.device("cuda"))  # fused, as the pipeline's Adam on CUDA
+        parts = samples.training_batches(FLOOR_BATCH, 1, torch.Generator().manual_seed(0))
+        batches = [samples.batch(part) for part in parts]
+        train_step(net, optimizer, batches[0], spec, precision)
+        with OperatorCount() as count:
+            train_step(net, optimizer, batches[1], spec, precision)
+        runs.append((net, optimizer, spec, batches[2:], count))
+    best = [float("inf")] * len(names)
+    for k in range(rounds):
+        for i, (net, optimizer, spec, batches, _) in enumerate(runs):
+            block = batches[k::rounds]
+            _sync(device)
+            start = time.perf_counter()
+            for batch in block:
+                train_step(net, optimizer, batch, spec, precision)
+            _sync(device)
+            best[i] = min(best[i], (time.perf_counter() - start) / max(len(block), 1))
+    return [{"model": name, "operators": sum(count.calls.values()), "ms_a_step": 1000 * seconds,
+             "top": count.calls.most_common(5)} for name, (*_, count), seconds in zip(names, runs, best, strict=True)]
 
 
 def epoch_row(params: Params, name: str, device: torch.device, precision: str, compile_mode: CompileMode = "eager"
@@ -471,9 +486,9 @@ def epochs(params: Params, device: torch.device, args: argparse.Namespace) -> No
 
 def host_floor(params: Params, device: torch.device, args: argparse.Namespace, models: list[str]) -> None:
     print(f"\n## 5. The host's cost of an eager training step: batch {FLOOR_BATCH}, width {FLOOR_WIDTH}, "
-          f"{args.floor_steps} timed steps a row, fused Adam")
+          f"{args.floor_steps} timed steps a row in five turns (the fastest counts), fused Adam")
     print(f"  floor: that time a step times the {ELECTRONICS_STEPS:,} steps of an Electronics epoch (part 3)")
-    rows = [floor_row(params, model, args.floor_steps, device, args.precision) for model in models]
+    rows = floor_rows(params, models, args.floor_steps, device, args.precision)
     din = next((r for r in rows if r["model"] == "din"), rows[0])
     for r in rows:
         top = ", ".join(f"{op.split('.')[-1]} {n}" for op, n in r["top"])
