@@ -9,13 +9,14 @@ of the same invocation.
 
 1. Every model at each batch size and history length with every history full length
    (the worst case: each batch padded to L). ``sarn_straightforward`` is the reference
-   graph (benchmarks/straightforward_sarn.py); ``deepctr_din`` is DeepCTR-Torch 0.3.0's
+   graph and ``sarn_materialised`` the project's SARN with its pairs held whole
+   (benchmarks/straightforward_sarn.py); ``deepctr_din`` is DeepCTR-Torch 0.3.0's
    DIN (installed with --no-deps into build/bench-deps, nowhere else) on the same fields,
    sizes and optimizer as the project's DIN, trained with its own loss.
 2. SARN at batch 128 on histories with Amazon Electronics' lengths (up to 30), the
    straightforward graph first, then the known leads added one at a time, ending with the
    project's SARN as the pipeline trains it. All rows train on the same batches' samples.
-3. One training epoch of DIN and SARN on generated data of Amazon Electronics' size and
+3. One training epoch of DIN and SARN (both forms) on generated data of Amazon Electronics' size and
    lengths (192,403 users), batched as the pipeline batches.
 4. The embedded default's Table II (every model, every seed) through the stages' code.
 5. What an eager training step costs the host: the operators it dispatches (each a kernel
@@ -52,7 +53,7 @@ import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from benchmarks.straightforward_sarn import StraightforwardSARN
+from benchmarks.straightforward_sarn import MaterialisedSARN, StraightforwardSARN
 from sarn import ALLOCATOR_ENV
 from sarn.models import MODELS, Batch, build_model
 from sarn.params import CompileMode, Params, load
@@ -128,11 +129,13 @@ def deepctr_din(n_items: int, n_categories: int, length: int, architecture: dict
 
 def _run_name(name: str) -> str:
     """The params.yaml run whose settings a benchmark row uses (its references take their model's)."""
-    return {"sarn_straightforward": "sarn", "deepctr_din": "din"}.get(name, name)
+    return {"sarn_straightforward": "sarn", "sarn_materialised": "sarn", "deepctr_din": "din"}.get(name, name)
 
 
 def _model(params: Params, name: str, n_items: int, n_categories: int, device: torch.device) -> torch.nn.Module:
     spec = params.models[_run_name(name)]
+    if name == "sarn_materialised":
+        return MaterialisedSARN(n_items, n_categories, **spec.architecture).to(device)
     net = build_model(spec.model, n_items, n_categories, spec.architecture)
     return (StraightforwardSARN(net) if name == "sarn_straightforward" else net).to(device)
 
@@ -333,7 +336,7 @@ def epoch_row(params: Params, name: str, device: torch.device, precision: str, c
     the model compiled as ``runtime.compile: compile_mode`` would compile it."""
     arrays, meta = electronics_arrays(ELECTRONICS["n_users"], 30)
     samples = DeviceSamples(arrays, device)
-    spec = params.models[name].training
+    spec = params.models[_run_name(name)].training
     batches = samples.training_batches(spec.batch_size, spec.length_sort_chunk, torch.Generator().manual_seed(0))
     torch.manual_seed(0)
     net = _model(params, name, meta["n_items"], meta["n_categories"], device)
@@ -394,7 +397,7 @@ def main() -> None:
     parser.add_argument("--lead-steps", type=int, default=80, help="batches of 128 a row in part 2")
     parser.add_argument("--batches", type=int, nargs="+", default=[128, 1024])
     parser.add_argument("--lengths", type=int, nargs="+", default=[30, 50])
-    parser.add_argument("--models", nargs="+", default=[*MODELS, "sarn_straightforward", "deepctr_din"])
+    parser.add_argument("--models", nargs="+", default=[*MODELS, "sarn_straightforward", "sarn_materialised", "deepctr_din"])
     parser.add_argument("--parts", type=int, nargs="+", default=[1, 2, 3, 5], choices=[1, 2, 3, 4, 5],
                         help="which parts to run (3: one epoch on Electronics-sized data, 4: the embedded "
                              "default's Table II end to end, minutes each on a CPU; 5: the host's cost of "
@@ -474,7 +477,7 @@ def epochs(params: Params, device: torch.device, args: argparse.Namespace) -> No
           f"({ELECTRONICS['n_users']:,} users, 8.78 clicks a user, histories up to 30)")
     modes = dict.fromkeys(["eager", *(compile_mode_on(device, mode) for mode in args.compile)])  # once each
     jobs = [{"part": "epoch", "model": model, "compile": mode} for mode in modes
-            for model in ("din", "sarn") if model in args.models]
+            for model in ("din", "sarn", "sarn_materialised") if model in args.models]
     for job in jobs:
         r = _run(job, params, device, args)
         if r is not None:

@@ -22,7 +22,7 @@ def test_preprocess_benchmark_versions_agree_on_a_small_file(tmp_path) -> None:
 
 def test_training_benchmark_rows_train_the_project_and_the_straightforward_sarn() -> None:
     params, cpu = load(ROOT / "params.yaml"), torch.device("cpu")
-    for model in ("din", "sarn", "sarn_straightforward"):
+    for model in ("din", "sarn", "sarn_straightforward", "sarn_materialised"):
         row = train_speed.grid_row(params, model, batch=8, length=5, steps=2, device=cpu, precision="fp32")
         assert row["model"] == model and row["samples_per_s"] > 0 and row["peak_mb"] > 0
 

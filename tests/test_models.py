@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from benchmarks.straightforward_sarn import reference_outputs
+from benchmarks.straightforward_sarn import MaterialisedSARN, reference_outputs
 from sarn.errors import ConfigError
 from sarn.models import MODELS, Batch, build_model, model_class
 from sarn.nn import relation as relation_module
@@ -157,12 +157,17 @@ def test_sarn_relations_lie_in_unit_interval_and_vanish_on_padding() -> None:
         assert (view.scores[k, n:, :] == 0).all() and (view.scores[k, :, n:] == 0).all()
 
 
+@pytest.mark.parametrize("materialised", [False, True], ids=["sarn", "sarn_materialised"])
 @pytest.mark.parametrize(("lengths", "seed"), [([6, 3, 8, 1, 0, 5], 8), ([7, 7, 7, 7], 11), ([9, 2, 5], 12)])
-def test_sarn_matches_the_straightforward_graph_in_float64(lengths: list[int], seed: int) -> None:
+def test_sarn_matches_the_straightforward_graph_in_float64(lengths: list[int], seed: int, materialised: bool) -> None:
     """Logits, every loss and every gradient agree with the reference graph on fresh inputs
     (the second batch has no padding, so pooled channels whose pairs are all negative meet
-    the zero vector without a padded pair to tie with)."""
+    the zero vector without a padded pair to tie with); so do the benchmark's SARN with
+    materialised pairs."""
     net = model("sarn", seed=seed, dtype=torch.float64)
+    if materialised:
+        torch.manual_seed(seed)
+        net = MaterialisedSARN(N_ITEMS, N_CATS, **ARCH["sarn"]).double()
     net.train()
     batch = make_batch(lengths, seed=seed + 100)
     label = batch.label.double()
