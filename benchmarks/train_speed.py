@@ -19,8 +19,8 @@ of the same invocation.
 3. One training epoch of DIN and SARN (both forms) on generated data of Amazon Electronics' size and
    lengths (192,403 users), batched as the pipeline batches.
 4. The embedded default's Table II (every model, every seed) through the stages' code.
-5. What an eager training step costs the host: the operators it dispatches (each a kernel
-   launch on a GPU) and its time at a size where the arithmetic is negligible. A GPU runs
+5. What an eager training step costs the host: the operators it dispatches (on a GPU most
+   of them a kernel launch) and its time at a size where the arithmetic is negligible. A GPU runs
    behind the host, which launches each operator at a cost comparable to running it on
    tiny tensors, so this time a step times the number of steps estimates the floor of an
    eager epoch there, which only fewer operators, a faster host or CUDA graphs lower.
@@ -77,7 +77,7 @@ LENGTHS_USERS = 20_000  # part 2 needs Electronics' length distribution, not its
 # width is the mean padded width of an Electronics epoch as the pipeline batches it (8.7,
 # part 2), since GRU and DIEN dispatch per position.
 FLOOR_BATCH, FLOOR_WIDTH, FLOOR_ITEMS, FLOOR_CATEGORIES = 8, 9, 1_000, 100
-ELECTRONICS_STEPS = 2_405  # part 3's epoch: 307,844 training samples in batches of 128 (as printed there)
+ELECTRONICS_STEPS = 2_406  # part 3's epoch: 307,844 training samples in batches of 128, the last one partial
 
 # Part 2: SARN with the leads added one at a time: (row, model, batches grouped by length?, allocator settings?)
 LEADS = [
@@ -299,10 +299,15 @@ def floor_rows(params: Params, names: list[str], steps: int, device: torch.devic
     """Part 5: the operators of one eager training step of each model and the host time of
     a step at ``FLOOR_BATCH`` × ``FLOOR_WIDTH``, Adam fused as on CUDA, after a warm-up step.
 
-    The models take turns, ``steps / rounds`` steps each a round, and each keeps its fastest
-    round (as timeit keeps its best repeat): this machine's speed drifts by tens of percent
-    over a minute, and turns expose every model to the same drift.
+    A step includes cutting its batch from the device-resident samples, as in
+    :func:`sarn.train.loop.train_epoch`. The models take turns, ``steps / rounds`` steps each
+    a round, and each keeps its fastest round (as timeit keeps its best repeat): this
+    machine's speed drifts by tens of percent over a minute, and turns expose every model to
+    the same drift. The rows run in this process (on the CPU without the allocator settings
+    of the other parts' child processes, which concern large tensors).
     """
+    if steps < rounds:
+        raise ValueError(f"part 5 needs at least {rounds} timed steps (one a turn), got {steps}")
     runs = []
     for name in names:
         torch.manual_seed(0)
@@ -311,21 +316,20 @@ def floor_rows(params: Params, names: list[str], steps: int, device: torch.devic
         spec = params.models[_run_name(name)].training
         optimizer = make_optimizer(net, spec, torch.device("cuda"))  # fused, as the pipeline's Adam on CUDA
         parts = samples.training_batches(FLOOR_BATCH, 1, torch.Generator().manual_seed(0))
-        batches = [samples.batch(part) for part in parts]
-        train_step(net, optimizer, batches[0], spec, precision)
+        train_step(net, optimizer, samples.batch(parts[0]), spec, precision)
         with OperatorCount() as count:
-            train_step(net, optimizer, batches[1], spec, precision)
-        runs.append((net, optimizer, spec, batches[2:], count))
+            train_step(net, optimizer, samples.batch(parts[1]), spec, precision)
+        runs.append((net, optimizer, spec, samples, parts[2:], count))
     best = [float("inf")] * len(names)
     for k in range(rounds):
-        for i, (net, optimizer, spec, batches, _) in enumerate(runs):
-            block = batches[k::rounds]
+        for i, (net, optimizer, spec, samples, parts, _) in enumerate(runs):
+            block = parts[k::rounds]
             _sync(device)
             start = time.perf_counter()
-            for batch in block:
-                train_step(net, optimizer, batch, spec, precision)
+            for part in block:
+                train_step(net, optimizer, samples.batch(part), spec, precision)
             _sync(device)
-            best[i] = min(best[i], (time.perf_counter() - start) / max(len(block), 1))
+            best[i] = min(best[i], (time.perf_counter() - start) / len(block))
     return [{"model": name, "operators": sum(count.calls.values()), "ms_a_step": 1000 * seconds,
              "top": count.calls.most_common(5)} for name, (*_, count), seconds in zip(names, runs, best, strict=True)]
 

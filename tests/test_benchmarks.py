@@ -61,3 +61,9 @@ def test_host_floor_rows_count_each_models_operators_the_same_every_time() -> No
     assert din_again["operators"] == din["operators"] > 50
     assert sarn["operators"] > din["operators"]  # SARN's pair MLPs, losses and their backward
     assert all(row["ms_a_step"] > 0 for row in (din, sarn, din_again))
+
+
+def test_host_floor_needs_a_timed_step_in_every_turn() -> None:
+    params = load(ROOT / "params.yaml")
+    with pytest.raises(ValueError, match="at least 5 timed steps"):
+        train_speed.floor_rows(params, ["din"], steps=4, device=torch.device("cpu"), precision="fp32")
