@@ -77,6 +77,7 @@ LENGTHS_USERS = 20_000  # part 2 needs Electronics' length distribution, not its
 # width is the mean padded width of an Electronics epoch as the pipeline batches it (8.7,
 # part 2), since GRU and DIEN dispatch per position.
 FLOOR_BATCH, FLOOR_WIDTH, FLOOR_ITEMS, FLOOR_CATEGORIES = 8, 9, 1_000, 100
+FLOOR_TURNS = 5  # part 5's models take this many turns each
 ELECTRONICS_STEPS = 2_406  # part 3's epoch: 307,844 training samples in batches of 128, the last one partial
 
 # Part 2: SARN with the leads added one at a time: (row, model, batches grouped by length?, allocator settings?)
@@ -127,9 +128,14 @@ def deepctr_din(n_items: int, n_categories: int, length: int, architecture: dict
     return net, inputs
 
 
+# The benchmark's own rows beside the models, each with the params.yaml run whose settings it takes.
+REFERENCE_RUNS = {"sarn_straightforward": "sarn", "sarn_materialised": "sarn", "deepctr_din": "din"}
+ROW_NAMES = [*MODELS, *REFERENCE_RUNS]
+
+
 def _run_name(name: str) -> str:
     """The params.yaml run whose settings a benchmark row uses (its references take their model's)."""
-    return {"sarn_straightforward": "sarn", "sarn_materialised": "sarn", "deepctr_din": "din"}.get(name, name)
+    return REFERENCE_RUNS.get(name, name)
 
 
 def _model(params: Params, name: str, n_items: int, n_categories: int, device: torch.device) -> torch.nn.Module:
@@ -294,20 +300,20 @@ class OperatorCount(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def floor_rows(params: Params, names: list[str], steps: int, device: torch.device, precision: str,
-               rounds: int = 5) -> list[dict]:
+def floor_rows(params: Params, names: list[str], steps: int, device: torch.device, precision: str
+               ) -> list[dict]:
     """Part 5: the operators of one eager training step of each model and the host time of
     a step at ``FLOOR_BATCH`` × ``FLOOR_WIDTH``, Adam fused as on CUDA, after a warm-up step.
 
     A step includes cutting its batch from the device-resident samples, as in
-    :func:`sarn.train.loop.train_epoch`. The models take turns, ``steps / rounds`` steps each
-    a round, and each keeps its fastest round (as timeit keeps its best repeat): this
+    :func:`sarn.train.loop.train_epoch`. The models take ``FLOOR_TURNS`` turns of
+    ``steps / FLOOR_TURNS`` steps, and each keeps its fastest turn (as timeit keeps its best repeat): this
     machine's speed drifts by tens of percent over a minute, and turns expose every model to
     the same drift. The rows run in this process (on the CPU without the allocator settings
     of the other parts' child processes, which concern large tensors).
     """
-    if steps < rounds:
-        raise ValueError(f"part 5 needs at least {rounds} timed steps (one a turn), got {steps}")
+    if steps < FLOOR_TURNS:
+        raise ValueError(f"part 5 needs at least {FLOOR_TURNS} timed steps (one a turn), got {steps}")
     runs = []
     for name in names:
         torch.manual_seed(0)
@@ -321,9 +327,9 @@ def floor_rows(params: Params, names: list[str], steps: int, device: torch.devic
             train_step(net, optimizer, samples.batch(parts[1]), spec, precision)
         runs.append((net, optimizer, spec, samples, parts[2:], count))
     best = [float("inf")] * len(names)
-    for k in range(rounds):
+    for k in range(FLOOR_TURNS):
         for i, (net, optimizer, spec, samples, parts, _) in enumerate(runs):
-            block = parts[k::rounds]
+            block = parts[k::FLOOR_TURNS]
             _sync(device)
             start = time.perf_counter()
             for part in block:
@@ -393,7 +399,7 @@ def _ratios(rows: list[dict], ours: str, theirs: str, title: str) -> None:
                   f"throughput, {a['peak_mb']:.0f} MB vs {b['peak_mb']:.0f} MB peak")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="fp32")
@@ -401,7 +407,8 @@ def main() -> None:
     parser.add_argument("--lead-steps", type=int, default=80, help="batches of 128 a row in part 2")
     parser.add_argument("--batches", type=int, nargs="+", default=[128, 1024])
     parser.add_argument("--lengths", type=int, nargs="+", default=[30, 50])
-    parser.add_argument("--models", nargs="+", default=[*MODELS, "sarn_straightforward", "sarn_materialised", "deepctr_din"])
+    parser.add_argument("--models", nargs="+", default=ROW_NAMES, choices=ROW_NAMES, metavar="MODEL",
+                        help=f"rows to run, among {', '.join(ROW_NAMES)} (all by default)")
     parser.add_argument("--parts", type=int, nargs="+", default=[1, 2, 3, 5], choices=[1, 2, 3, 4, 5],
                         help="which parts to run (3: one epoch on Electronics-sized data, 4: the embedded "
                              "default's Table II end to end, minutes each on a CPU; 5: the host's cost of "
@@ -411,11 +418,13 @@ def main() -> None:
                         help="part 3 also times DIN and SARN with runtime.compile set to each of these")
     parser.add_argument("--nondeterministic", action="store_true",
                         help="switch deterministic algorithms off, to measure what determinism costs")
-    parser.add_argument("--profile", metavar="MODEL",
+    parser.add_argument("--profile", metavar="MODEL", choices=[m for m in ROW_NAMES if m != "deepctr_din"],
                         help="only profile 20 training steps of MODEL on part 2's batches (grouped by length), "
                              "compiled in the first --compile mode if one is given")
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if 5 in args.parts and args.floor_steps < FLOOR_TURNS:  # said now, not after the other parts' minutes
+        parser.error(f"--floor-steps must be at least {FLOOR_TURNS} (one step a turn), got {args.floor_steps}")
     params = load(ROOT / "params.yaml")
     device = configure_torch(params.runtime.model_copy(update={"device": args.device, "precision": args.precision}))
     if args.nondeterministic:

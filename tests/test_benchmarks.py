@@ -67,3 +67,12 @@ def test_host_floor_needs_a_timed_step_in_every_turn() -> None:
     params = load(ROOT / "params.yaml")
     with pytest.raises(ValueError, match="at least 5 timed steps"):
         train_speed.floor_rows(params, ["din"], steps=4, device=torch.device("cpu"), precision="fp32")
+
+
+@pytest.mark.parametrize(("argv", "named"), [(["--models", "din", "dinn"], "invalid choice: 'dinn'"),
+                                             (["--profile", "deepctr_din"], "invalid choice: 'deepctr_din'"),
+                                             (["--parts", "5", "--floor-steps", "3"], "--floor-steps must be at least 5")])
+def test_training_benchmark_refuses_bad_arguments_before_any_work(argv, named, capsys) -> None:
+    with pytest.raises(SystemExit):
+        train_speed.main(argv)
+    assert named in capsys.readouterr().err
