@@ -72,19 +72,22 @@ def _user_row(params: Params, meta: dict, test: dict[str, np.ndarray]) -> int:
         if rows.size == 0:
             raise ConfigError(f"figures.user: {figures.user!r} is not a test user")
         return int(rows[0])
-    rows = np.flatnonzero((test["label"] == 0) & (test["length"] >= figures.min_history))
+    kept = np.minimum(test["length"], params.datasets[figures.dataset].training.max_len)
+    rows = np.flatnonzero((test["label"] == 0) & (kept >= figures.min_history))
     if rows.size == 0:
         raise ConfigError(f"figures.min_history: no test user has {figures.min_history} clicks of history")
     return int(rows[0])
 
 
-def _user_batch(test: dict[str, np.ndarray], row: int) -> Batch:
-    """The user's negative and positive samples (same history) as one batch."""
-    length = int(test["length"][row])
+def _user_batch(test: dict[str, np.ndarray], row: int, max_len: int) -> Batch:
+    """The user's negative and positive samples (same history, cut to the latest ``max_len``
+    clicks as training cut it) as one batch."""
+    stored = int(test["length"][row])
+    length = min(stored, max_len)
     pick = slice(row, row + 2)
 
     def hist(key: str) -> torch.Tensor:
-        return torch.as_tensor(test[key][pick, :length], dtype=torch.long)
+        return torch.as_tensor(test[key][pick, stored - length : stored], dtype=torch.long)
 
     return Batch(
         item=torch.as_tensor(test["item"][pick], dtype=torch.long),
@@ -105,7 +108,7 @@ def figure_data(params: Params, data_dir: Path, snapshots_dir: Path, out_dir: Pa
     items, cats = popular_items(meta, train, params.figures.categories, params.figures.items_per_category)
     labels = _labels(meta, items, cats)
     row = _user_row(params, meta, test)
-    batch = _user_batch(test, row)
+    batch = _user_batch(test, row, params.datasets[params.figures.dataset].training.max_len)
     # Numbered by position: a user may click the same item twice.
     visited = [f"{k + 1}. {label}" for k, label in
                enumerate(_labels(meta, batch.hist_item[0].numpy(), batch.hist_category[0].numpy()))]

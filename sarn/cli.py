@@ -49,6 +49,17 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--data", type=Path, required=True, help="processed data folder")
     sweep.add_argument("--out", type=Path, required=True, help="results folder of this run")
 
+    eff = sub.add_parser("effects", help="train a model again under each protocol_effects choice")
+    eff.add_argument("--dataset", required=True)
+    eff.add_argument("--model", required=True)
+    eff.add_argument("--data", type=Path, required=True, help="processed data folder")
+    eff.add_argument("--out", type=Path, required=True, help="results folder of this pair")
+
+    eft = sub.add_parser("effects-table", help="the protocol-effects table: each choice against Table II's runs")
+    eft.add_argument("--results", type=Path, required=True, help="protocol-effects results root folder")
+    eft.add_argument("--baseline", type=Path, required=True, help="Table II results root folder")
+    eft.add_argument("--table", type=Path, required=True)
+
     t3 = sub.add_parser("table3", help="aggregate the length sweep into Table III")
     t3.add_argument("--results", type=Path, required=True, help="sweep results root folder")
     t3.add_argument("--table", type=Path, required=True)
@@ -77,7 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                      help="a notebook parameter (repeatable)")
 
-    sub.add_parser("check", help="validate params.yaml and refresh the params stamps")
+    chk = sub.add_parser("check", help="validate params.yaml (against the processed data where it exists) "
+                                       "and refresh the params stamps")
+    chk.add_argument("--processed", type=Path, default=Path("data/processed"),
+                     help="processed data root, for the checks that need a dataset's size (default: %(default)s)")
     return parser
 
 
@@ -90,12 +104,15 @@ def _run(args: argparse.Namespace) -> None:
     sync_stamps(raw_params, args.params.parent)
 
     if args.command == "check":
-        log.info("%s is valid", args.params)
+        checked = _check_against_data(params, args.processed, str(args.params))
+        log.info("%s is valid%s", args.params,
+                 f" (and fits the processed data of {', '.join(checked)})" if checked else "")
         return
-    if args.command in ("raw", "download", "preprocess", "train", "sweep") and args.dataset not in params.datasets:
+    if args.command in ("raw", "download", "preprocess", "train", "sweep", "effects") \
+            and args.dataset not in params.datasets:
         raise SarnError(f"unknown dataset {args.dataset!r}; {args.params} defines: "
                         f"{', '.join(sorted(params.datasets))}")
-    if args.command in ("train", "sweep") and args.model not in params.models:
+    if args.command in ("train", "sweep", "effects") and args.model not in params.models:
         raise SarnError(f"unknown model {args.model!r}; {args.params} configures: "
                         f"{', '.join(sorted(params.models))}")
     if args.command == "raw":
@@ -127,6 +144,14 @@ def _run(args: argparse.Namespace) -> None:
                             f"(datasets.{args.dataset}.protocol.max_len)")
         train_model(params, args.dataset, args.model, args.data, args.out, params.table3.n_seeds,
                     max_len=args.max_len)
+    elif args.command == "effects":
+        from sarn.train.runner import train_effects
+
+        train_effects(params, args.dataset, args.model, args.data, args.out)
+    elif args.command == "effects-table":
+        from sarn.report import aggregate_effects
+
+        aggregate_effects(params, args.results, args.baseline, args.table)
     elif args.command == "table3":
         from sarn.report import aggregate_sweep
 
@@ -152,6 +177,28 @@ def _run(args: argparse.Namespace) -> None:
         from sarn.report import render_notebook
 
         render_notebook(args.notebook, args.out, args.html, _notebook_parameters(args.param))
+
+
+def _check_against_data(params, processed: Path, source: str) -> list[str]:
+    """Check what needs a dataset's size (``eval_every`` against an epoch's steps) for every
+    configured dataset whose processed data exists; return their names."""
+    import json
+
+    from sarn.params import evaluation_problem, runs_on
+
+    checked, problems = [], []
+    for dataset, spec in params.datasets.items():
+        stats = processed / dataset / "stats.json"
+        if not stats.is_file():
+            continue
+        checked.append(dataset)
+        samples = json.loads(stats.read_text(encoding="utf-8"))["train_samples"]
+        problems += [problem for name, training in runs_on(params, dataset).items()
+                     if (problem := evaluation_problem(spec.training, dataset, name, training, samples))]
+    if problems:
+        raise SarnError("\n".join([f"{source} does not fit the processed data in {processed}:",
+                                    *(f"  {p}" for p in sorted(set(problems)))]))
+    return checked
 
 
 def _notebook_parameters(pairs: list[str]) -> dict[str, object]:

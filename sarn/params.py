@@ -8,6 +8,7 @@ was expected. Nothing has a silent default here; defaults live in params.yaml.
 from __future__ import annotations
 
 import inspect
+import math
 import typing
 from functools import cache
 from pathlib import Path
@@ -158,32 +159,79 @@ class LogSource(_Strict):
 SourceSpec = Annotated[SyntheticSource | AmazonSource | TaobaoSource | LogSource, Field(discriminator="kind")]
 
 
+class DatasetTrainingSpec(_Strict):
+    """How every run on one dataset is cut and evaluated (the train, sweep and snapshot stages).
+
+    ``max_len``: Table II's history length, the latest clicks kept (the paper: 30 on Amazon, 50
+    on Taobao, where its Table II equals its Table III at that length); ``protocol.max_len`` is
+    how many preprocessing stores, the longest Table III may sweep. ``eval_every``: optimizer
+    steps between evaluations besides each epoch's end (the SARN code: 100; null: epoch ends
+    only). It is per dataset because an epoch's steps depend on the dataset's size.
+    """
+
+    max_len: PositiveInt
+    eval_every: PositiveInt | None
+
+
 class DatasetSpec(_Strict):
-    """Where the raw log comes from (the raw stage) and how samples are built from it
-    (the preprocess stage); the two stages depend on these two keys separately."""
+    """Where the raw log comes from (the raw stage), how samples are built from it (the
+    preprocess stage) and how runs on it are cut and evaluated (the training stages); each
+    stage depends on its own key."""
 
     source: SourceSpec
     protocol: ProtocolSpec
+    training: DatasetTrainingSpec
 
     @model_validator(mode="after")
-    def _labels_only_for_logs(self) -> DatasetSpec:
+    def _consistent(self) -> DatasetSpec:
         if self.protocol.negative_drop and self.source.kind != "log":
             raise ValueError("protocol.negative_drop applies to logs with labels; it must be 0 here")
         return self
 
 
+class ConstantRate(_Strict):
+    """The learning rate stays ``training.lr`` (the SARN code)."""
+
+    kind: Literal["constant"]
+
+
+class EpochDecay(_Strict):
+    """The learning rate is multiplied by ``factor`` after every epoch (the DIEN code: 0.5)."""
+
+    kind: Literal["per_epoch"]
+    factor: Annotated[float, Field(gt=0, le=1)]
+
+
+# Where the negative item of every history position (the auxiliary losses of DIEN and SARN)
+# comes from: drawn once at preprocessing, or drawn anew for every training epoch from the same
+# popularity-weighted distribution (the reference data iterator redraws them on every pass).
+AuxNegatives = Literal["fixed", "per_epoch"]
+
+# longest_first: each chunk's batches in order of history length, longest first, as the reference
+# data iterator pops them; shuffled: the epoch's batches in random order.
+BatchOrder = Literal["longest_first", "shuffled"]
+
+# train: fit on the training users, validation chooses. train+valid: the validation users join
+# training (the SARN code's 90/10 split has no validation set), and the last evaluation is reported.
+TrainOn = Literal["train", "train+valid"]
+
+
 class TrainingSpec(_Strict):
     optimizer: Literal["adam", "sgd"]
     lr: PositiveFloat
+    lr_schedule: Annotated[ConstantRate | EpochDecay, Field(discriminator="kind")]
     batch_size: PositiveInt
     epochs: PositiveInt
     # Batches per chunk sorted by history length (the reference iterator: 20); 1 gives
     # plain shuffled batches. See DeviceSamples.training_batches.
     length_sort_chunk: PositiveInt
+    batch_order: BatchOrder
     # Weight of the binary cross-entropy click loss. The DIEN/SARN code averages the log
     # loss over the (B, 2) one-hot matrix, i.e. 0.5; ATRank's code uses the plain BCE, 1.
     click_loss_weight: PositiveFloat
     grad_clip_norm: PositiveFloat | None  # null: no clipping
+    aux_negatives: AuxNegatives
+    train_on: TrainOn
 
 
 class ModelSpec(_Strict):
@@ -200,6 +248,21 @@ class ExperimentSpec(_Strict):
     models: Annotated[list[str], Field(min_length=1)]
     n_seeds: PositiveInt
     seed: int
+
+
+# One reference-code choice: the keys it changes in a model's ``architecture`` and/or ``training``.
+Override = Annotated[dict[Literal["architecture", "training"], dict[str, Any]], Field(min_length=1)]
+
+
+class ProtocolEffectsSpec(_Strict):
+    """How far each reference-code choice moves Table II: every run of ``models`` trained again
+    with one ``choices`` entry applied, on the first ``n_seeds`` seeds of Table II, whose runs
+    are the baseline. ``datasets``: where to measure (empty: not run, the default)."""
+
+    datasets: list[str]
+    models: Annotated[list[str], Field(min_length=1)]
+    n_seeds: PositiveInt
+    choices: Annotated[dict[str, Override], Field(min_length=1)]
 
 
 class SweepSpec(_Strict):
@@ -273,6 +336,7 @@ class RuntimeSpec(_Strict):
 class Params(_Strict):
     experiment: ExperimentSpec
     table3: SweepSpec
+    protocol_effects: ProtocolEffectsSpec
     figures: FiguresSpec
     plots: PlotsSpec
     runtime: RuntimeSpec
@@ -289,6 +353,8 @@ def _format_error(source: str, err: ValidationError) -> str:
             lines.append(f"  {path}: missing key ({item['msg']})")
         elif item["type"] == "extra_forbidden":
             lines.append(f"  {path}: unknown key")
+        elif item["type"] == "value_error" and isinstance(got, dict):  # a check across keys: no dump
+            lines.append(f"  {path}: {item['msg']}")
         else:
             lines.append(f"  {path}: {item['msg']} (got {got!r})")
     return "\n".join(lines)
@@ -316,7 +382,7 @@ def _architecture_validator(model_name: str) -> type[BaseModel]:
     )
 
 
-def _architecture_values(name: str, model: str, architecture: dict[str, Any]) -> list[str]:
+def _architecture_values(path: str, model: str, architecture: dict[str, Any]) -> list[str]:
     """Sizes must be positive and weights non-negative; the constructor checks the rest."""
     from sarn.models import build_model
 
@@ -326,32 +392,97 @@ def _architecture_values(name: str, model: str, architecture: dict[str, Any]) ->
         if any(isinstance(v, bool) for v in values):
             continue
         if any(isinstance(v, int) and v <= 0 for v in values):
-            problems.append(f"  models.{name}.architecture.{key}: sizes must be positive (got {value!r})")
+            problems.append(f"  {path}.{key}: sizes must be positive (got {value!r})")
         elif any(isinstance(v, float) and v < 0 for v in values):
-            problems.append(f"  models.{name}.architecture.{key}: must not be negative (got {value!r})")
+            problems.append(f"  {path}.{key}: must not be negative (got {value!r})")
     if not problems:
         try:  # a throwaway instance on a two-item vocabulary
             build_model(model, 2, 2, architecture)
         except (ValueError, TypeError) as err:
-            problems.append(f"  models.{name}.architecture: {err}")
+            problems.append(f"  {path}: {err}")
+    return problems
+
+
+def _architecture_problems(path: str, model: str, architecture: dict[str, Any], source: str) -> list[str]:
+    """What is wrong with ``architecture`` for the registered ``model``; ``path`` prefixes each line."""
+    try:
+        _architecture_validator(model).model_validate(architecture)
+    except ValidationError as err:
+        return [line.replace("  ", f"  {path}.", 1) for line in _format_error(source, err).splitlines()[1:]]
+    return _architecture_values(path, model, architecture)
+
+
+def apply_override(spec: ModelSpec, override: dict[str, dict[str, Any]]) -> ModelSpec:
+    """``spec`` with the keys of ``override`` (``architecture`` and/or ``training``) replaced."""
+    raw = spec.model_dump()
+    for section, values in override.items():
+        raw[section] = {**raw[section], **values}
+    return ModelSpec.model_validate(raw)
+
+
+def _override_problems(params: Params, source: str) -> list[str]:
+    """Each protocol_effects choice must name keys the models have and give valid values."""
+    problems = []
+    effects = params.protocol_effects
+    for choice, override in effects.choices.items():
+        path = f"protocol_effects.choices.{choice}"
+        for name in effects.models:
+            spec = params.models.get(name)
+            if spec is None:
+                continue  # named by the list check
+            known = {"architecture": set(spec.architecture), "training": set(TrainingSpec.model_fields)}
+            unknown = [f"{section}.{key}" for section, values in override.items() for key in values
+                       if key not in known[section]]
+            if unknown:
+                problems += [f"  {path}.{key}: unknown key for models.{name}" for key in unknown]
+                continue
+            try:
+                changed = apply_override(spec, override)
+            except ValidationError as err:
+                problems += [line.replace("  ", f"  {path}.", 1) + f" (applied to models.{name})"
+                             for line in _format_error(source, err).splitlines()[1:]]
+                continue
+            if spec.model in _registered():
+                problems += _architecture_problems(f"{path}.architecture", spec.model, changed.architecture, source)
+    return problems
+
+
+def _registered() -> set[str]:
+    from sarn.models import MODELS
+
+    return set(MODELS)
+
+
+def _list_problems(params: Params) -> list[str]:
+    """Names listed by the experiment sections must be defined, once each."""
+    effects = params.protocol_effects
+    lists = [(f"{section}.{kind}", getattr(getattr(params, section), kind), f"a key of {kind}", known)
+             for section in ("experiment", "table3")
+             for kind, known in (("datasets", params.datasets), ("models", params.models))]
+    lists.append(("protocol_effects.datasets", effects.datasets, "in experiment.datasets",
+                  params.experiment.datasets))
+    if effects.datasets:  # Table II's runs of these models are the baseline
+        lists.append(("protocol_effects.models", effects.models, "in experiment.models", params.experiment.models))
+    problems = []
+    for path, names, where, known in lists:
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                problems.append(f"  {path}.{i}: {name!r} is listed twice")
+            elif name not in known:
+                problems.append(f"  {path}.{i}: {name!r} is not {where} (known: {', '.join(sorted(known))})")
+    if effects.datasets and effects.n_seeds > params.experiment.n_seeds:
+        problems.append(f"  protocol_effects.n_seeds: {effects.n_seeds} is more than experiment.n_seeds "
+                        f"({params.experiment.n_seeds}): Table II's runs are the baseline of each choice")
     return problems
 
 
 def _check_cross_references(params: Params, source: str) -> None:
-    from sarn.models import MODELS
-
-    problems = []
-    for section in ("experiment", "table3"):
-        for kind, known in (("datasets", params.datasets), ("models", params.models)):
-            names = getattr(getattr(params, section), kind)
-            for i, name in enumerate(names):
-                if name in names[:i]:
-                    problems.append(f"  {section}.{kind}.{i}: {name!r} is listed twice")
-                elif name not in known:
-                    problems.append(
-                        f"  {section}.{kind}.{i}: {name!r} is not a key of {kind} "
-                        f"(known: {', '.join(sorted(known))})"
-                    )
+    problems = _list_problems(params)
+    for dataset, spec in params.datasets.items():
+        if spec.training.max_len > spec.protocol.max_len:
+            problems.append(f"  datasets.{dataset}.training.max_len: {spec.training.max_len} is longer than the "
+                            f"histories preprocessing stores (datasets.{dataset}.protocol.max_len = "
+                            f"{spec.protocol.max_len})")
     for dataset in params.table3.datasets:
         stored = params.datasets[dataset].protocol.max_len if dataset in params.datasets else None
         for i, length in enumerate(params.table3.lengths):
@@ -360,19 +491,15 @@ def _check_cross_references(params: Params, source: str) -> None:
                     f"  table3.lengths.{i}: {length} is longer than the histories stored for "
                     f"{dataset!r} (datasets.{dataset}.protocol.max_len = {stored})"
                 )
+    registered = _registered()
     for name, spec in params.models.items():
-        if spec.model not in MODELS:
+        if spec.model not in registered:
             problems.append(
-                f"  models.{name}.model: unknown model {spec.model!r} (known: {', '.join(sorted(MODELS))})"
+                f"  models.{name}.model: unknown model {spec.model!r} (known: {', '.join(sorted(registered))})"
             )
             continue
-        try:
-            _architecture_validator(spec.model).model_validate(spec.architecture)
-        except ValidationError as err:
-            for line in _format_error(source, err).splitlines()[1:]:
-                problems.append(line.replace("  ", f"  models.{name}.architecture.", 1))
-        else:
-            problems += _architecture_values(name, spec.model, spec.architecture)
+        problems += _architecture_problems(f"models.{name}.architecture", spec.model, spec.architecture, source)
+    problems += _override_problems(params, source)
     figures = params.figures
     if figures.dataset not in params.datasets:
         problems.append(f"  figures.dataset: {figures.dataset!r} is not a key of datasets")
@@ -384,6 +511,34 @@ def _check_cross_references(params: Params, source: str) -> None:
             problems.append(f"  figures.model: {name!r} is a {params.models[name].model}, not a SARN run")
     if problems:
         raise ConfigError("\n".join([f"{source}: invalid parameters", *problems]))
+
+
+def evaluation_problem(training: DatasetTrainingSpec, dataset: str, name: str, spec: TrainingSpec,
+                       train_samples: int) -> str | None:
+    """Why ``datasets.<dataset>.training.eval_every`` does not fit an epoch of run ``name``
+    (``train_samples`` training samples), or None: it must not exceed the epoch's steps."""
+    steps = math.ceil(train_samples / spec.batch_size)
+    if training.eval_every is not None and training.eval_every > steps:
+        return (f"datasets.{dataset}.training.eval_every: {training.eval_every} steps is more than an epoch of "
+                f"models.{name} ({steps} steps of {spec.batch_size} over {train_samples} training samples); "
+                f"use at most {steps}, or null to evaluate at epoch ends only")
+    return None
+
+
+def runs_on(params: Params, dataset: str) -> dict[str, TrainingSpec]:
+    """Every run trained on ``dataset`` (Table II, Table III and the protocol effects), with its
+    training settings, by the name the messages give it."""
+    runs: dict[str, TrainingSpec] = {}
+    if dataset in params.experiment.datasets:
+        runs |= {name: params.models[name].training for name in params.experiment.models}
+    if dataset in params.table3.datasets:
+        runs |= {name: params.models[name].training for name in params.table3.models}
+    if dataset in params.protocol_effects.datasets:
+        for choice, override in params.protocol_effects.choices.items():
+            runs |= {f"{name} with protocol_effects.choices.{choice}":
+                     apply_override(params.models[name], override).training
+                     for name in params.protocol_effects.models}
+    return runs
 
 
 def validate(raw: Any, source: str = "params.yaml") -> Params:

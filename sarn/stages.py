@@ -21,13 +21,16 @@ STAMP_DIR = Path(".sarn") / "params"
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "raw": ("datasets.{dataset}.source",),
     "preprocess": ("datasets.{dataset}.protocol",),
-    "train": ("models.{model}", "experiment.n_seeds", "experiment.seed", "runtime"),
+    "train": ("models.{model}", "datasets.{dataset}.training", "experiment.n_seeds", "experiment.seed", "runtime"),
     "aggregate": ("experiment.datasets", "experiment.models"),
-    "sweep": ("models.{model}", "table3.n_seeds", "experiment.seed", "runtime"),
+    "sweep": ("models.{model}", "datasets.{dataset}.training", "table3.n_seeds", "experiment.seed", "runtime"),
     "table3": ("table3.datasets", "table3.models", "table3.lengths"),
-    "snapshots": ("models.{model}", "figures.dataset", "figures.snapshots", "experiment.seed", "runtime"),
-    "figure_data": ("models.{model}", "figures.dataset", "figures.categories", "figures.items_per_category",
-                    "figures.user", "figures.min_history"),
+    "effects": ("models.{model}", "datasets.{dataset}.training", "protocol_effects", "experiment.seed", "runtime"),
+    "effects_table": ("protocol_effects",),
+    "snapshots": ("models.{model}", "datasets.{dataset}.training", "figures.dataset", "figures.snapshots",
+                  "experiment.seed", "runtime"),
+    "figure_data": ("models.{model}", "datasets.{dataset}.training", "figures.dataset", "figures.categories",
+                    "figures.items_per_category", "figures.user", "figures.min_history"),
     "report_fig4": ("plots.fig4", "figures.with_positional", "figures.without_positional"),
     "report_fig5": ("plots.fig5",),
     "report_fig6": ("plots.fig6",),
@@ -51,14 +54,12 @@ def _lookup(raw: dict[str, Any], key: str) -> Any:
 
 
 def all_keys(raw: dict[str, Any]) -> list[str]:
-    """Every stamp key of the configured datasets and models (Table II's and Table III's)."""
-    keys: set[str] = set()
-    for section in ("experiment", "table3"):
-        for dataset in raw[section]["datasets"]:
-            for model in raw[section]["models"]:
-                for stage in STAGE_PARAMS:
-                    keys.update(stage_keys(stage, dataset=dataset, model=model))
-    return sorted(keys)
+    """Every stamp key of the configured datasets and runs (Table II's, Table III's and the figures')."""
+    pairs = {(dataset, model) for section in ("experiment", "table3")
+             for dataset in raw[section]["datasets"] for model in raw[section]["models"]}
+    pairs.add((raw["figures"]["dataset"], raw["figures"]["model"]))
+    return sorted({key for dataset, model in pairs for stage in STAGE_PARAMS
+                   for key in stage_keys(stage, dataset=dataset, model=model)})
 
 
 def sync_stamps(raw: dict[str, Any], root: Path = Path(".")) -> None:

@@ -17,12 +17,14 @@ def tiny_params() -> dict:
     raw = copy.deepcopy(raw)
     raw["experiment"]["n_seeds"] = 2
     raw["experiment"]["models"] = ["din", "sarn", "sarn_no_pos"]
+    raw["protocol_effects"]["n_seeds"] = 2
     raw["figures"].update(min_history=5, items_per_category=3)
     raw["table3"].update(models=["din", "sarn"], lengths=[5], n_seeds=1)
     raw["runtime"]["threads"] = 1
     gen = raw["datasets"]["default"]["source"]["generator"]
     gen.update(n_users=240, n_items=300, n_categories=24, n_interests=6, mean_clicks=9.0, max_clicks=20)
     raw["datasets"]["default"]["protocol"]["max_len"] = 10
+    raw["datasets"]["default"]["training"] = {"max_len": 10, "eval_every": 2}  # epochs of 3 steps
     for model in raw["models"].values():
         model["training"]["epochs"] = 2
     return raw

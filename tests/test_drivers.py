@@ -117,6 +117,7 @@ def test_dvc_yaml_lists_the_params_each_stage_declares() -> None:
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     for stage, keys in STAGE_PARAMS.items():
         declared = [k.replace("${item.model}", "{model}").replace("${figures.model}", "{model}")
+                    .replace("${item.dataset}", "{dataset}").replace("${figures.dataset}", "{dataset}")
                     .replace("${item}", "{dataset}")
                     for k in stages[stage].get("do", stages[stage])["params"]]
         assert declared == list(keys), stage

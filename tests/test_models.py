@@ -184,7 +184,7 @@ def test_sarn_matches_the_straightforward_graph_in_float64(lengths: list[int], s
         view = net.relational_view(batch)
         out = net(batch)
         torch.manual_seed(seed)
-        click = net._click_loss(batch, view.history, view.relation, view.mask)
+        click = net._click_loss(batch, view)
         return {"relation": view.relation, "scores": view.scores, "user": view.user, "logit": out.logit,
                 "position_loss": net._position_loss(view.pairs, view.mask), "click_aux_loss": click,
                 "aux_loss": out.aux_loss}
@@ -200,18 +200,23 @@ def test_sarn_matches_the_straightforward_graph_in_float64(lengths: list[int], s
         assert err < 1e-10, n
 
 
-def test_sarn_extra_losses_follow_alpha_and_beta() -> None:
+@pytest.mark.parametrize("name", ["sarn", "rn"])
+def test_relational_extra_losses_follow_alpha_and_beta(name: str) -> None:
+    """The extra loss is α·L_reg + β·L_aux; a model built with a zero weight has no net for that loss."""
     batch = make_batch([5, 3, 7, 2], seed=9)
+    torch.manual_seed(0)
+    net = build_model(name, N_ITEMS, N_CATS, {**ARCH[name], "alpha": 1.0, "beta": 1.0}).train()
     losses = {}
-    for alpha, beta in [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0)]:
-        torch.manual_seed(0)
-        net = build_model("sarn", N_ITEMS, N_CATS, {**ARCH["sarn"], "alpha": alpha, "beta": beta})
-        net.train()
+    for alpha, beta in [(0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (1.0, 1.0), (2.0, 0.5)]:
+        net.alpha, net.beta = alpha, beta
         torch.manual_seed(1)  # same permutation of positions in the auxiliary loss
         losses[alpha, beta] = net(batch).aux_loss.item()
     assert losses[0.0, 0.0] == 0.0
     assert losses[1.0, 0.0] > 0 and losses[0.0, 1.0] > 0
     assert np.isclose(losses[1.0, 1.0], losses[1.0, 0.0] + losses[0.0, 1.0], rtol=1e-5)
+    assert np.isclose(losses[2.0, 0.5], 2 * losses[1.0, 0.0] + 0.5 * losses[0.0, 1.0], rtol=1e-5)
+    without = build_model(name, N_ITEMS, N_CATS, {**ARCH[name], "alpha": 0.0, "beta": 0.0})
+    assert without.regressor_in is None and without.aux_net is None
 
 
 def test_dien_auxiliary_loss_ignores_padded_steps() -> None:
@@ -228,15 +233,19 @@ def test_dien_auxiliary_loss_ignores_padded_steps() -> None:
     torch.testing.assert_close(losses[0], losses[1], rtol=0, atol=0)
 
 
-def test_atrank_time_gap_buckets() -> None:
-    from sarn.models.atrank import gap_buckets
+def test_atrank_time_gap_buckets_follow_its_code() -> None:
+    """Whole days between the click's and the target's calendar day, plus one, against the
+    boundaries 2, 4, …, 4096 (ATRank's build_dataset.py); bucket 12 one-hots to zeros."""
+    from sarn.models.atrank import N_GAP_BUCKETS, gap_buckets, one_hot
 
     day = 86_400
-    gaps_in_days = [0, 0.5, 1, 1.5, 2, 3.9, 4, 100, 4095, 4096, 10_000, -3]
-    expected = [0, 0, 1, 1, 2, 2, 3, 7, 12, 13, 13, 0]
-    now = torch.tensor([2_000_000_000])
-    clicks = now - torch.tensor([[int(g * day) for g in gaps_in_days]])
-    assert gap_buckets(now, clicks).tolist() == [expected]
+    now = torch.tensor([2_000_000_000 - 2_000_000_000 % day + 3600])  # one hour into a day
+    ages = [0, 3599, 3601, day, 2 * day, 3 * day, 6 * day, 7 * day, 4094 * day, 4095 * day, 10_000 * day]
+    expected = [0, 0, 1, 1, 1, 2, 2, 3, 11, 12, 12]
+    clicks = now - torch.tensor([ages])
+    buckets = gap_buckets(now, clicks)
+    assert buckets.tolist() == [expected]
+    assert N_GAP_BUCKETS == 12 and one_hot(buckets, N_GAP_BUCKETS, torch.float32)[0, -1].sum() == 0
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -146,6 +146,7 @@ def test_a_labeled_log_with_context_runs_through_every_stage_and_reports_auc_onl
         "source": {"kind": "log", "path": str(tmp_path / "impressions.parquet"), "core": {"users": 2, "items": 2}},
         "protocol": {"min_history": 1, "max_len": 10, "split": {"by": "time", "cutoff": 8000, "valid": 0.2},
                      "negative_drop": 0.5, "seed": 0},
+        "training": {"max_len": 10, "eval_every": None},
     }
     params["experiment"].update(datasets=["mine"], n_seeds=1)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))

@@ -14,13 +14,19 @@ from sarn.params import SweepSpec
 from sarn.report import aggregate, aggregate_sweep, table1_display, table2_display, table3_display
 
 
-def _write_runs(root, dataset, model, aucs, sub=None):
+def _write_runs(root, dataset, model, aucs, sub=None, testsel=0.01, last=-0.02, selection="validation"):
+    """A runs.csv whose test-selected AUCs are ``testsel`` above the reported ones and whose
+    last evaluations are ``last`` away from them."""
     folder = root / dataset / model if sub is None else root / dataset / model / sub
     folder.mkdir(parents=True)
-    n = len(aucs)
+    n, aucs = len(aucs), np.asarray(aucs)
+    loglosses = np.linspace(0.5, 0.6, n)
     pd.DataFrame({
-        "seed": range(n), "best_epoch": [2] * n, "test_auc": aucs,
-        "test_logloss": np.linspace(0.5, 0.6, n), "test_gauc": aucs,
+        "seed": range(n), "selection": selection, "best_epoch": [2] * n, "best_step": [20] * n,
+        "test_auc": aucs, "test_logloss": loglosses, "test_gauc": aucs,
+        "testsel_step": [30] * n, "testsel_test_auc": aucs + testsel, "testsel_test_logloss": loglosses - 0.1,
+        "testsel_test_gauc": aucs, "last_step": [50] * n, "last_test_auc": aucs + last,
+        "last_test_logloss": loglosses, "last_test_gauc": aucs,
     }).to_csv(folder / "runs.csv", index=False)
 
 
@@ -36,10 +42,45 @@ def test_table2_statistics_test_and_paper_numbers(tmp_path) -> None:
     assert pd.isna(sarn_row.auc_p_vs_sarn)
     assert din_row.paper_auc == 0.8523 and sarn_row.paper_logloss == 0.2283
     assert din_row.auc_minus_paper == pytest.approx(np.mean(din) - 0.8523)
+    assert din_row.auc_testsel_mean == pytest.approx(np.mean(din) + 0.01)
+    assert din_row.logloss_testsel_mean == pytest.approx(0.45)
+    assert din_row.logloss_paper_scale_mean == pytest.approx(0.5 * 0.55)
+    assert list(table.columns[:13]) == ["dataset", "model", "n_runs", "auc_mean", "auc_std", "logloss_mean",
+                                        "logloss_std", "gauc_mean", "gauc_std", "best_epoch_mean",
+                                        "auc_p_vs_sarn", "paper_auc", "paper_logloss"]  # today's columns first
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["electronics"]["sarn"]["auc_mean"] == pytest.approx(np.mean(sarn))
     shown = table2_display(pd.read_csv(tmp_path / "t2.csv"))
     assert shown.loc["sarn", ("electronics", "AUC")] == f"{np.mean(sarn):.4f} ± {np.std(sarn, ddof=1):.4f}"
+
+
+def test_protocol_effects_compare_each_choice_with_the_baseline_under_its_own_rule(tmp_path, params_dict) -> None:
+    from sarn.params import validate
+    from sarn.report import aggregate_effects, effects_display
+
+    params_dict["protocol_effects"].update(datasets=["default"], models=["din"], n_seeds=2, choices={
+        "frozen_batchnorm": {"architecture": {"batchnorm": "frozen"}},
+        "split_90_10": {"training": {"train_on": "train+valid"}}})
+    params = validate(params_dict)
+    baseline, results = tmp_path / "table2", tmp_path / "effects"
+    _write_runs(baseline, "default", "din", [0.80, 0.82, 0.99])  # the third seed is not one of the effects'
+    _write_runs(results, "default", "din", [0.78, 0.79], sub="frozen_batchnorm")
+    _write_runs(results, "default", "din", [0.83, 0.84], sub="split_90_10", selection="last")
+    table = aggregate_effects(params, results, baseline, tmp_path / "effects.csv").set_index("choice")
+    assert list(table.index) == ["test_set_selection", "frozen_batchnorm", "split_90_10"]
+    assert table.loc["test_set_selection", "auc_difference"] == pytest.approx(0.01)
+    assert table.loc["frozen_batchnorm", "baseline_auc_mean"] == pytest.approx(0.81)
+    assert table.loc["frozen_batchnorm", "auc_difference"] == pytest.approx(-0.025)
+    assert table.loc["frozen_batchnorm", "auc_p"] == pytest.approx(
+        stats.ttest_ind([0.78, 0.79], [0.80, 0.82], equal_var=False).pvalue)
+    assert table.loc["frozen_batchnorm", "changes"] == "architecture.batchnorm=frozen"
+    # no validation set: the last evaluation, against the baseline's last evaluation
+    assert table.loc["split_90_10", "baseline_auc_mean"] == pytest.approx(0.79)
+    assert table.loc["split_90_10", "selection"] == "last"
+    shown = effects_display(pd.read_csv(tmp_path / "effects.csv"))
+    assert shown.loc[("default", "din", "split_90_10"), "reported"] == "last evaluation"
+    params_dict["protocol_effects"]["datasets"] = []
+    assert aggregate_effects(validate(params_dict), results, baseline, tmp_path / "none.csv").empty
 
 
 def test_a_missing_run_is_named(tmp_path) -> None:

@@ -182,7 +182,8 @@ def test_core_filter_matches_a_brute_force_on_random_logs() -> None:
 def _dataset(source: dict, split: dict | None = None) -> DatasetSpec:
     protocol = {"min_history": 2, "max_len": 5, "split": split or {"by": "user", "train": 0.6, "valid": 0.2,
                                                                      "test": 0.2}, "negative_drop": 0.0, "seed": 3}
-    return DatasetSpec.model_validate({"source": source, "protocol": protocol})
+    return DatasetSpec.model_validate({"source": source, "protocol": protocol,
+                                       "training": {"max_len": protocol["max_len"], "eval_every": None}})
 
 
 def test_amazon_raw_stage_downloads_parses_and_filters(tmp_path) -> None:
@@ -275,6 +276,7 @@ def test_the_raw_command_takes_its_download_folder(tmp_path, monkeypatch) -> Non
                    "reviews": {"file": "r.json.gz", "urls": ["http://127.0.0.1:9/r"], "sha256": None},
                    "meta": {"file": "m.json.gz", "urls": ["http://127.0.0.1:9/m"], "sha256": None}},
         "protocol": params["datasets"]["default"]["protocol"],
+        "training": params["datasets"]["default"]["training"],
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)

@@ -40,29 +40,75 @@ def tiny(tiny_arrays):
 
 
 def _training(**over) -> TrainingSpec:
-    spec = {"optimizer": "adam", "lr": 0.01, "batch_size": 32, "epochs": 3, "length_sort_chunk": 4,
-            "click_loss_weight": 0.5, "grad_clip_norm": None}
+    spec = {"optimizer": "adam", "lr": 0.01, "lr_schedule": {"kind": "constant"}, "batch_size": 32, "epochs": 3,
+            "length_sort_chunk": 4, "batch_order": "longest_first", "click_loss_weight": 0.5, "grad_clip_norm": None, "aux_negatives": "fixed",
+            "train_on": "train"}
     return TrainingSpec.model_validate({**spec, **over})
 
 
-def test_validation_chooses_the_reported_epoch(tiny) -> None:
+def test_validation_chooses_the_reported_evaluation(tiny) -> None:
+    """Evaluations every eval_every steps and at each epoch's end; the best validation AUC is
+    reported, the best test AUC (the reference code's rule) and the last evaluation kept beside."""
     params, data, meta = tiny
     torch.manual_seed(0)
     net = build_model("din", meta["n_items"], meta["n_categories"], params.models["din"].architecture)
-    result = train_run(net, data, _training(), seed=0, eval_batch_size=64, label="test")
+    spec = _training()
+    steps = -(-data["train"].size // spec.batch_size)
+    result = train_run(net, data, spec, seed=0, eval_batch_size=64, label="test", eval_every=5)
+    at = [(row["epoch"], row["step"], row["epoch_end"]) for row in result.history]
+    ends = [(e, e * steps, 1) for e in (1, 2, 3)]
+    mids = [((s - 1) // steps + 1, s, 0) for s in range(5, 3 * steps, 5) if s % steps]
+    assert sorted(at, key=lambda a: a[1]) == at and sorted(at) == sorted(ends + mids)
     valid = [row["valid_auc"] for row in result.history]
-    assert result.best_epoch == int(np.argmax(valid)) + 1
-    chosen = result.history[result.best_epoch - 1]
-    assert result.best == {k: v for k, v in chosen.items() if k.startswith(("valid_", "test_"))}
-    assert [row["epoch"] for row in result.history] == [1, 2, 3]
+    test = [row["test_auc"] for row in result.history]
+    assert result.reported == "validation"
+    assert result.selected == {"validation": int(np.argmax(valid)), "test": int(np.argmax(test)),
+                               "last": len(at) - 1}
+    assert result.best is result.history[int(np.argmax(valid))]
     assert all(np.isfinite(row["train_logloss"]) for row in result.history)
+
+
+def test_without_a_validation_set_the_last_evaluation_is_reported(tiny) -> None:
+    params, data, meta = tiny
+    torch.manual_seed(0)
+    net = build_model("din", meta["n_items"], meta["n_categories"], params.models["din"].architecture)
+    result = train_run(net, {"train": data["train"], "test": data["test"]}, _training(epochs=2), seed=0,
+                       eval_batch_size=64, label="test")
+    assert result.reported == "last" and result.best is result.history[-1]
+    assert "validation" not in result.selected and not any(k.startswith("valid_") for k in result.best)
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in result.state_dict.items())
+
+
+def test_the_learning_rate_decays_per_epoch_when_asked(tiny, monkeypatch) -> None:
+    params, data, meta = tiny
+    seen = []
+    real = make_optimizer
+
+    def recording(*args, **kwargs):
+        optimizer = real(*args, **kwargs)
+        original = optimizer.step
+
+        def step(*a, **k):
+            seen.append(optimizer.param_groups[0]["lr"])
+            return original(*a, **k)
+
+        optimizer.step = step
+        return optimizer
+
+    monkeypatch.setattr("sarn.train.loop.make_optimizer", recording)
+    torch.manual_seed(0)
+    net = build_model("din", meta["n_items"], meta["n_categories"], params.models["din"].architecture)
+    train_run(net, data, _training(epochs=3, lr_schedule={"kind": "per_epoch", "factor": 0.5}), seed=0,
+              eval_batch_size=64, label="test")
+    steps = len(seen) // 3
+    assert seen == [0.01] * steps + [0.005] * steps + [0.0025] * steps
 
 
 class _Diverging(CTRModel):
     """Returns NaN logits from its ``at``-th call on: what a diverged run looks like to the loop."""
 
     def __init__(self, n_items: int, n_categories: int, at: int) -> None:
-        super().__init__(n_items, n_categories, 4)
+        super().__init__(n_items, n_categories, 4, "torch")
         self.at, self.calls = at, 0
 
     def forward(self, batch) -> ModelOutput:
@@ -92,17 +138,21 @@ def test_a_cuda_precision_asked_of_the_cpu_is_said(caplog) -> None:
     assert "runtime.precision is bf16, which applies on CUDA only" in caplog.text
 
 
-def test_training_batches_cover_every_sample_once_and_group_lengths(tiny) -> None:
+@pytest.mark.parametrize("order", ["longest_first", "shuffled"])
+def test_training_batches_cover_every_sample_once_and_group_lengths(tiny, order: str) -> None:
     _, data, _ = tiny
     train = data["train"]
-    batches = train.training_batches(16, 4, torch.Generator().manual_seed(1))
+    batches = train.training_batches(16, 4, torch.Generator().manual_seed(1), order)
     seen = torch.cat([b.index for b in batches]).sort().values
     assert torch.equal(seen, torch.arange(train.size))
     assert all(b.width == max(int(train._length[b.index].max()), 1) for b in batches)
     spread = np.mean([float(train._length[b.index].max() - train._length[b.index].min()) for b in batches])
-    plain = train.training_batches(16, 1, torch.Generator().manual_seed(1))
+    plain = train.training_batches(16, 1, torch.Generator().manual_seed(1), order)
     plain_spread = np.mean([float(train._length[b.index].max() - train._length[b.index].min()) for b in plain])
     assert spread < plain_spread
+    stored = [train._stored_length[b.index] for b in batches]
+    in_order = all(stored[k].min() >= stored[k + 1].max() for k in range(len(batches) - 1) if (k + 1) % 4)
+    assert in_order == (order == "longest_first")  # as the reference pops each buffer
 
 
 def test_batches_of_an_empty_split_are_none_and_evaluation_batches_cover_all(tiny, tiny_arrays) -> None:

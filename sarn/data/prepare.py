@@ -4,8 +4,8 @@ Layout of a raw dataset folder: ``clicks.npz`` (see :mod:`sarn.data.raw`) and
 ``source.json`` (which files it came from, their checksums, and how many rows each
 filter dropped). Layout of a processed dataset folder: ``train.npz``, ``valid.npz``,
 ``test.npz`` (see :mod:`sarn.data.arrays`), ``meta.json`` (vocabulary sizes),
-``ids.npz`` (the raw ids behind every index) and ``stats.json`` (Table I's columns and
-what the protocol kept).
+``ids.npz`` (the raw ids behind every index), ``negatives.npz`` (the distribution history
+negatives are drawn from) and ``stats.json`` (Table I's columns and what the protocol kept).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 SOURCE_FILE = "source.json"
 IDS_FILE = "ids.npz"
+NEGATIVES_FILE = "negatives.npz"
 
 
 def download(name: str, spec: DatasetSpec, downloads: Path = DOWNLOAD_DIR) -> dict[str, tuple[Path, str]]:
@@ -94,7 +95,8 @@ def preprocess(name: str, spec: DatasetSpec, raw_dir: Path, out_dir: Path) -> No
         _, meta = build_samples(read_log(raw_dir / LOG_FILE), spec.protocol,
                                 on_split=lambda split, arrays: save_arrays(tmp / f"{split}.npz", arrays))
         save_arrays(tmp / IDS_FILE, meta["ids"])
-        write_json(tmp / "meta.json", {k: v for k, v in meta.items() if k not in ("statistics", "ids")})
+        save_arrays(tmp / NEGATIVES_FILE, meta["negative_pool"])
+        write_json(tmp / "meta.json", {k: v for k, v in meta.items() if k not in ("statistics", "ids", "negative_pool")})
         write_json(tmp / "stats.json", {"dataset": name, **meta["statistics"], "source": filtering})
     log.info("preprocess[%s]: %s", name, meta["statistics"])
 
@@ -104,6 +106,11 @@ def load_split(processed_dir: Path, split: str) -> dict[str, np.ndarray]:
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     return load_arrays(processed_dir / f"{split}.npz")
+
+
+def load_negative_pool(processed_dir: Path) -> dict[str, np.ndarray]:
+    """The distribution the history negatives were drawn from (``item``, ``category``, ``clicks``)."""
+    return load_arrays(processed_dir / NEGATIVES_FILE)
 
 
 def load_meta(processed_dir: Path, with_ids: bool = False) -> dict:

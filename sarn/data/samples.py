@@ -1,6 +1,6 @@
 """Turn a raw log into CTR samples, following the DIEN protocol as SARN's code uses it.
 
-Steps (../shared/reference/data.md, "How samples are built"):
+Steps (docs/protocol.md, "Samples", says where each departs from the reference scripts):
 1. per user, rows sorted by time (ties keep file order);
 2. a click log (no label column): each user's last click is the positive target, and a
    negative with the same history is drawn from all clicks of the log (so
@@ -9,13 +9,17 @@ Steps (../shared/reference/data.md, "How samples are built"):
    data): every impression is a sample with its own label and context;
 3. the history of a sample is the user's earlier clicks; samples with fewer than
    ``min_history`` are dropped;
-4. split by user (seeded shares), or by time: samples at or after the cutoff are the
-   test set and the users of earlier ones are split into train and validation. With
-   labels, a ``negative_drop`` share of the training negatives is dropped at random;
+4. split by user (seeded shares; the reference's split_by_user.py sends a tenth of the
+   users to test and has no validation set), or by time: samples at or after the cutoff
+   are the test set and the users of earlier ones are split into train and validation
+   (the reference's time-split script instead emits every prefix of a sequence as a
+   sample). With labels, a ``negative_drop`` share of the training negatives is dropped
+   at random;
 5. vocabularies come from the training part only (targets, histories and their sampled
    negatives), index 0 meaning padding or unknown;
 6. histories keep the latest ``max_len`` clicks, and every history position also gets a
-   sampled negative item (for the auxiliary losses of DIEN and SARN).
+   sampled negative item (for the auxiliary losses of DIEN and SARN; training may draw
+   them anew every epoch from ``negative_pool``, as the reference iterator does).
 
 Everything is vectorised over integer codes: no Python loop runs per user or per row.
 """
@@ -206,7 +210,8 @@ def build_samples(log: pd.DataFrame, protocol: ProtocolSpec, on_split: SplitSink
     """Build the three sample sets and the metadata (vocabulary, statistics).
 
     Returns ``(splits, meta)`` where ``splits[name]`` maps array names to arrays and
-    ``meta`` holds vocabulary sizes, the raw ids behind each index and Table I's counts.
+    ``meta`` holds vocabulary sizes, the raw ids behind each index, Table I's counts and
+    the distribution history negatives are drawn from (``negative_pool``).
     With ``on_split``, each split is handed to it as soon as it is built and not kept
     (``splits`` is then empty): only one split's arrays are in memory at a time. The
     caller should not keep ``log``: its columns are released as they are sorted.
@@ -251,6 +256,7 @@ def build_samples(log: pd.DataFrame, protocol: ProtocolSpec, on_split: SplitSink
     user_codes = np.unique(samples.user)
 
     item_category = cat_index[_first_category(sorted_log, ids["item_id"].size)[vocab_items]]
+    pool = _negative_pool(sorted_log, item_index, cat_index)
     splits, split_stats = {}, {}
     for name in SPLITS:
         idx = parts[name]
@@ -291,8 +297,22 @@ def build_samples(log: pd.DataFrame, protocol: ProtocolSpec, on_split: SplitSink
             **({"context_ids": ids["context"][vocab_contexts]} if vocab_contexts is not None else {}),
         },
         "statistics": {**log_counts, "labeled": labeled, **split_stats},
+        "negative_pool": pool,
     }
     return splits, meta
+
+
+def _negative_pool(log: _SortedLog, item_index: np.ndarray, cat_index: np.ndarray) -> dict[str, np.ndarray]:
+    """The distribution history negatives are drawn from: every distinct (item, category) index
+    pair of the log's clicks with its number of clicks (a negative is a random click, so
+    popularity-weighted; items outside the vocabulary are index 0). Training draws from it
+    when negatives are drawn anew for every epoch (sarn.train.negatives)."""
+    clicks = log.click_rows(np.arange(log.n_clicks, dtype=np.int32))
+    width = np.int64(cat_index.max()) + 1
+    pairs = item_index[log.item[clicks]].astype(np.int64) * width + cat_index[log.category[clicks]]
+    del clicks
+    unique, count = np.unique(pairs, return_counts=True)
+    return {"item": unique // width, "category": unique % width, "clicks": count.astype(np.int64)}
 
 
 def _split_statistics(name: str, arrays: dict[str, np.ndarray]) -> dict:

@@ -17,6 +17,7 @@ from sarn.models.pnn import PNN
 from sarn.models.rn import RN
 from sarn.models.sarn import SARN
 from sarn.models.wide_deep import WideDeep
+from sarn.nn.init import init_dense
 
 # Table II's models, in the paper's order.
 MODELS: dict[str, type[CTRModel]] = {
@@ -41,8 +42,10 @@ def model_class(name: str) -> type[CTRModel]:
 
 def build_model(name: str, n_items: int, n_categories: int, architecture: dict, n_contexts: int = 0) -> CTRModel:
     """Instantiate model ``name`` for a vocabulary with the given architecture keywords
-    (and a context feature of ``n_contexts`` values, index 0 included, when it is positive)."""
+    (and a context feature of ``n_contexts`` values, index 0 included, when it is positive),
+    its dense layers started as its ``dense_init`` says."""
     net = model_class(name)(n_items, n_categories, **architecture)
+    init_dense(net, net.dense_init)
     if n_contexts:
         net.attach_context(n_contexts)
     return net

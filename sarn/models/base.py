@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from sarn.nn import ItemEmbedding, masked_sum
+from sarn.nn.init import DenseInit
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ class ModelOutput:
 class CTRModel(nn.Module):
     """Base class: holds the item embedding shared by every model of Table II.
 
+    ``dense_init`` says how dense and recurrent layers start (:func:`sarn.nn.init.init_dense`:
+    ``torch``'s defaults or ``glorot``, the reference TensorFlow code's).
+
     A model computes its logit in :meth:`score`. Where the data has a context feature
     (a user's log with a ``context`` column, like the paper's online-ad data), the paper
     does not say how its models take it; here every model gets the same wide term: a
@@ -61,8 +65,9 @@ class CTRModel(nn.Module):
     # unroll the loop and compile again for every history length.
     compilable: ClassVar[bool] = True
 
-    def __init__(self, n_items: int, n_categories: int, embedding_dim: int) -> None:
+    def __init__(self, n_items: int, n_categories: int, embedding_dim: int, dense_init: DenseInit) -> None:
         super().__init__()
+        self.dense_init = dense_init  # applied by sarn.models.build_model once every layer exists
         self.embedding = ItemEmbedding(n_items, n_categories, embedding_dim)
         self.item_dim = self.embedding.out_dim
         self.context_bias: nn.Embedding | None = None

@@ -23,6 +23,7 @@ from sarn.models.base import Batch, CTRModel, ModelOutput, sum_pool_features
 from sarn.nn import ClickHead, OutputHead, TargetAttention
 from sarn.nn.activation import Activation, DiceEval
 from sarn.nn.head import BatchNormMode
+from sarn.nn.init import DenseInit
 from sarn.nn.recurrent import MaskedGRU
 
 
@@ -43,8 +44,9 @@ class DIEN(CTRModel):
         activation: Activation,
         batchnorm: BatchNormMode,
         dice_eval: DiceEval,
+        dense_init: DenseInit,
     ) -> None:
-        super().__init__(n_items, n_categories, embedding_dim)
+        super().__init__(n_items, n_categories, embedding_dim, dense_init)
         d = self.item_dim
         self.aux_weight = aux_weight
         self.extractor = MaskedGRU(d, hidden)

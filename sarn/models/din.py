@@ -14,6 +14,7 @@ from sarn.models.base import Batch, CTRModel, ModelOutput, sum_pool_features
 from sarn.nn import OutputHead, TargetAttention
 from sarn.nn.activation import Activation, DiceEval
 from sarn.nn.head import BatchNormMode
+from sarn.nn.init import DenseInit
 
 
 class DIN(CTRModel):
@@ -28,8 +29,9 @@ class DIN(CTRModel):
         activation: Activation,
         batchnorm: BatchNormMode,
         dice_eval: DiceEval,
+        dense_init: DenseInit,
     ) -> None:
-        super().__init__(n_items, n_categories, embedding_dim)
+        super().__init__(n_items, n_categories, embedding_dim, dense_init)
         d = self.item_dim
         self.attention = TargetAttention(d, attention_hidden)
         self.head = OutputHead(4 * d, head, activation, batchnorm, dice_eval)

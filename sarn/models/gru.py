@@ -13,6 +13,7 @@ from sarn.models.base import Batch, CTRModel, ModelOutput, sum_pool_features
 from sarn.nn import OutputHead
 from sarn.nn.activation import Activation, DiceEval
 from sarn.nn.head import BatchNormMode
+from sarn.nn.init import DenseInit
 from sarn.nn.recurrent import MaskedGRU
 
 
@@ -30,8 +31,9 @@ class GRU(CTRModel):
         activation: Activation,
         batchnorm: BatchNormMode,
         dice_eval: DiceEval,
+        dense_init: DenseInit,
     ) -> None:
-        super().__init__(n_items, n_categories, embedding_dim)
+        super().__init__(n_items, n_categories, embedding_dim, dense_init)
         d = self.item_dim
         self.gru = MaskedGRU(d, hidden)
         self.head = OutputHead(3 * d + hidden, head, activation, batchnorm, dice_eval)

@@ -13,6 +13,7 @@ from sarn.models.base import Batch, CTRModel, ModelOutput, sum_pool_features
 from sarn.nn import OutputHead
 from sarn.nn.activation import Activation, DiceEval
 from sarn.nn.head import BatchNormMode
+from sarn.nn.init import DenseInit
 
 
 class PNN(CTRModel):
@@ -26,8 +27,9 @@ class PNN(CTRModel):
         activation: Activation,
         batchnorm: BatchNormMode,
         dice_eval: DiceEval,
+        dense_init: DenseInit,
     ) -> None:
-        super().__init__(n_items, n_categories, embedding_dim)
+        super().__init__(n_items, n_categories, embedding_dim, dense_init)
         self.head = OutputHead(3 * self.item_dim, head, activation, batchnorm, dice_eval)
 
     def score(self, batch: Batch) -> ModelOutput:

@@ -1,9 +1,15 @@
-"""The pipeline SARN and the paper's RN baseline share (paper Fig. 2).
+"""The pipeline SARN and the paper's RN baseline share (paper Fig. 2), with SARN's two extra losses.
 
 pair vectors g_ij → attentive max-pooling with the target → output MLP on
 ``[t, u, t ⊙ mean X, max X, mean X]`` (batch norm → 50 (bias) → Dice → 10 → Dice → 2, the
-later layers bias-free as in the code). Subclasses say how g_ij is made and may add
-training losses.
+later layers bias-free as in the code). Subclasses say how g_ij is made.
+
+The paper's two extra training losses (eq. 5) live here too, weighted by ``alpha`` and
+``beta``: the relative positional loss regresses each pair's distance from g_ij (eq. 4),
+and the auxiliary loss (DIEN's negative sampling, adapted) asks a summary h_j of column j
+of the pairs to tell the clicked x_j from a sampled negative. SARN trains with both; the
+paper's RN is read here as without them ("rn"), and "rn_aux" is RN with them, since the
+paper's sentence that RN differs from SARN "only" in its relational module admits both.
 """
 
 from __future__ import annotations
@@ -11,11 +17,13 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+from torch import nn
 
 from sarn.models.base import Batch, CTRModel, ModelOutput
-from sarn.nn import AttentiveMaxPool, OutputHead, masked_max, masked_mean
+from sarn.nn import AttentiveMaxPool, ClickHead, OutputHead, masked_max, masked_mean
 from sarn.nn.activation import DiceEval
 from sarn.nn.head import BatchNormMode
+from sarn.nn.init import DenseInit
 from sarn.nn.relation import Pairs
 
 
@@ -39,22 +47,33 @@ class RelationalModel(CTRModel):
         n_categories: int,
         embedding_dim: int,
         attention_hidden: int,
+        regressor_hidden: int,
+        aux_hidden: list[int],
         head: list[int],
+        alpha: float,
+        beta: float,
         batchnorm: BatchNormMode,
         dice_eval: DiceEval,
+        dense_init: DenseInit,
     ) -> None:
-        super().__init__(n_items, n_categories, embedding_dim)
+        super().__init__(n_items, n_categories, embedding_dim, dense_init)
         d = self.item_dim
+        self.alpha, self.beta = alpha, beta
         self.pool = AttentiveMaxPool(d, attention_hidden)
         self.head = OutputHead(5 * d, head, "dice", batchnorm, dice_eval, bias=[True] + [False] * len(head))
+        # Each extra loss's net exists only where its weight is positive (no idle parameters).
+        self.regressor_in = nn.Linear(d, regressor_hidden) if alpha else None
+        self.regressor_out = nn.Linear(regressor_hidden, 1) if alpha else None
+        self.aux_net = ClickHead(2 * d, aux_hidden, batchnorm) if beta else None
 
     def pair_vectors(self, history: torch.Tensor) -> tuple[Pairs, torch.Tensor | None]:
         """The pairs g of a history (B, L, d) and the relation R (B, L, L), or None."""
         raise NotImplementedError
 
-    def extra_loss(self, batch: Batch, view: RelationalView) -> torch.Tensor:
-        """Weighted training losses beyond the click loss (none by default)."""
-        return self.no_aux_loss(view.user)
+    def column_summary(self, view: RelationalView) -> torch.Tensor:
+        """h_j = Σ_i g_ij / len over the valid rows i, (B, L, d): what the auxiliary loss scores."""
+        count = view.mask.sum(dim=1).clamp(min=1.0)[:, None, None]
+        return (view.pairs.full(slice(None)) * view.mask[:, :, None, None]).sum(dim=1) / count
 
     def relational_view(self, batch: Batch) -> RelationalView:
         """Everything computed before the output MLP (also what Figs. 5 and 6 plot)."""
@@ -72,3 +91,34 @@ class RelationalModel(CTRModel):
         logit = self.head(features)
         aux = self.extra_loss(batch, view) if self.training else self.no_aux_loss(logit)
         return ModelOutput(logit, aux)
+
+    def extra_loss(self, batch: Batch, view: RelationalView) -> torch.Tensor:
+        """α·L_reg + β·L_aux (paper eq. 5); a zero weight skips its loss."""
+        loss = self.no_aux_loss(view.user)
+        if self.alpha:
+            loss = loss + self.alpha * self._position_loss(view.pairs, view.mask)
+        if self.beta:
+            loss = loss + self.beta * self._click_loss(batch, view)
+        return loss
+
+    def _position_loss(self, pairs: Pairs, mask: torch.Tensor) -> torch.Tensor:
+        """Eq. 4: regress d(i, j) = sign(j − i)·sqrt(|j − i| / L) from g_ij; rows masked."""
+        assert self.regressor_in is not None and self.regressor_out is not None
+        length = mask.shape[1]
+        pred = pairs.score(self.regressor_in.weight, self.regressor_in.bias, self.regressor_out.weight.squeeze(0))
+        pred = pred + self.regressor_out.bias
+        pos = torch.arange(length, device=pred.device, dtype=pred.dtype)
+        gap = pos.unsqueeze(0) - pos.unsqueeze(1)  # gap[i, j] = j - i
+        target = torch.sign(gap) * torch.sqrt(gap.abs() / length)
+        return (mask.unsqueeze(2) * (pred - target) ** 2).mean()
+
+    def _click_loss(self, batch: Batch, view: RelationalView) -> torch.Tensor:
+        """DIEN's negative-sampling loss on the column summaries h_j, positions shuffled once per batch."""
+        assert self.aux_net is not None
+        history, mask = view.history, view.mask
+        summary = self.column_summary(view)
+        shuffled = summary[:, torch.randperm(history.shape[1], device=history.device)]
+        negative = self.embedding(batch.neg_item, batch.neg_category) * mask.unsqueeze(-1)
+        log_p_click, _ = self.aux_net(torch.cat([shuffled, history], dim=-1))
+        _, log_p_no_click = self.aux_net(torch.cat([shuffled, negative], dim=-1))
+        return -(mask * (log_p_click + log_p_no_click)).mean()

@@ -1,10 +1,13 @@
 """RN, the paper's own baseline: SARN's pipeline with an MLP relation (paper eq. 10).
 
 g_ij = MLP([x_i ; x_j]) with one hidden ReLU layer (36 units) and output size d, then
-the same attentive max-pooling and output MLP as SARN, and neither of SARN's two extra
-losses. The first layer is applied per item and summed per pair (exact, it is linear);
-unlike SARN's g, the MLP is not zero on padded pairs, so padded pairs are masked out of
-the pooling (the code's RN is not public; this is the natural reading).
+the same attentive max-pooling and output MLP as SARN. The code's RN is not public: the
+paper says RN differs from SARN only in its relational module, which may or may not
+include SARN's two extra losses, so params.yaml runs both readings: ``rn`` without them
+(α = β = 0) and ``rn_aux`` with them (α = β = 1, the auxiliary summary averaging g_ij over
+the valid rows i). The first layer is applied per item and summed per pair (exact, it is
+linear); unlike SARN's g, the MLP is not zero on padded pairs, so padded pairs are masked
+out of the pooling.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from torch import nn
 from sarn.models.relational import RelationalModel
 from sarn.nn.activation import DiceEval
 from sarn.nn.head import BatchNormMode
+from sarn.nn.init import DenseInit
 from sarn.nn.relation import MaterialisedPairs
 
 
@@ -27,11 +31,17 @@ class RN(RelationalModel):
         embedding_dim: int,
         relation_hidden: int,
         attention_hidden: int,
+        regressor_hidden: int,
+        aux_hidden: list[int],
         head: list[int],
+        alpha: float,
+        beta: float,
         batchnorm: BatchNormMode,
         dice_eval: DiceEval,
+        dense_init: DenseInit,
     ) -> None:
-        super().__init__(n_items, n_categories, embedding_dim, attention_hidden, head, batchnorm, dice_eval)
+        super().__init__(n_items, n_categories, embedding_dim, attention_hidden, regressor_hidden, aux_hidden,
+                         head, alpha, beta, batchnorm, dice_eval, dense_init)
         d = self.item_dim
         self.source = nn.Linear(d, relation_hidden)  # the x_i half of the first layer
         self.target = nn.Linear(d, relation_hidden, bias=False)  # the x_j half

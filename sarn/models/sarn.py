@@ -1,8 +1,8 @@
-"""SARN (paper eqs. 4-9) as the authors' code computes it (../shared/reference/models.md).
+"""SARN (paper eqs. 4-9) as the authors' code computes it (JianqiaoAirport/SARN_CTR, script/model.py).
 
-Choices and deviations, all recorded in the report:
+Choices and deviations, all recorded in the report and in docs/protocol.md:
 - the loss scale of the code is kept: 0.5·BCE + α·L_reg + β·L_aux (the trainer supplies
-  the click loss of every model, this file the two extra terms);
+  the click loss of every model, :mod:`sarn.models.relational` the two extra terms);
 - the max-pools always include one zero vector (the code includes the zeros of padding
   only when a history is shorter than its batch's longest), so that a prediction does
   not depend on its batch;
@@ -17,13 +17,12 @@ Choices and deviations, all recorded in the report:
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from sarn.models.base import Batch
 from sarn.models.relational import RelationalModel, RelationalView
-from sarn.nn import ClickHead, SimilitudePairs, SimilitudeRelation
+from sarn.nn import SimilitudePairs, SimilitudeRelation
 from sarn.nn.activation import DiceEval
 from sarn.nn.head import BatchNormMode
+from sarn.nn.init import DenseInit
 
 
 class SARN(RelationalModel):
@@ -42,50 +41,22 @@ class SARN(RelationalModel):
         beta: float,
         batchnorm: BatchNormMode,
         dice_eval: DiceEval,
+        dense_init: DenseInit,
     ) -> None:
-        super().__init__(n_items, n_categories, embedding_dim, attention_hidden, head, batchnorm, dice_eval)
-        d = self.item_dim
-        self.alpha, self.beta = alpha, beta
-        self.relation = SimilitudeRelation(d, relation_dim)
-        self.regressor_in = nn.Linear(d, regressor_hidden)
-        self.regressor_out = nn.Linear(regressor_hidden, 1)
-        self.aux_net = ClickHead(2 * d, aux_hidden, batchnorm)
+        super().__init__(n_items, n_categories, embedding_dim, attention_hidden, regressor_hidden, aux_hidden,
+                         head, alpha, beta, batchnorm, dice_eval, dense_init)
+        self.relation = SimilitudeRelation(self.item_dim, relation_dim)
 
     def pair_vectors(self, history: torch.Tensor) -> tuple[SimilitudePairs, torch.Tensor]:
         rel = self.relation(history)
         return SimilitudePairs(rel, history), rel
 
-    def extra_loss(self, batch: Batch, view: RelationalView) -> torch.Tensor:
-        assert view.relation is not None
-        loss = self.no_aux_loss(view.user)
-        if self.alpha:
-            loss = loss + self.alpha * self._position_loss(view.pairs, view.mask)
-        if self.beta:
-            loss = loss + self.beta * self._click_loss(batch, view.history, view.relation, view.mask)
-        return loss
-
-    def _position_loss(self, pairs: SimilitudePairs, mask: torch.Tensor) -> torch.Tensor:
-        """Eq. 4: regress d(i, j) = sign(j − i)·sqrt(|j − i| / L) from g_ij; rows masked."""
-        length = mask.shape[1]
-        pred = pairs.score(self.regressor_in.weight, self.regressor_in.bias, self.regressor_out.weight.squeeze(0))
-        pred = pred + self.regressor_out.bias
-        pos = torch.arange(length, device=pred.device, dtype=pred.dtype)
-        gap = pos.unsqueeze(0) - pos.unsqueeze(1)  # gap[i, j] = j - i
-        target = torch.sign(gap) * torch.sqrt(gap.abs() / length)
-        return (mask.unsqueeze(2) * (pred - target) ** 2).mean()
-
-    def _click_loss(
-        self, batch: Batch, history: torch.Tensor, rel: torch.Tensor, mask: torch.Tensor
-    ) -> torch.Tensor:
-        """DIEN's negative-sampling loss on h_j = Σ_i g_ij / len, positions shuffled once per batch.
+    def column_summary(self, view: RelationalView) -> torch.Tensor:
+        """h_j = Σ_i g_ij / len with g_ij = x_j + R_ij x_i, without forming the pairs.
 
         As in the code, the sum runs over all L rows, padded rows included (each adds x_j).
         """
-        length = history.shape[1]
-        count = mask.sum(dim=1).clamp(min=1.0)[:, None, None]
-        summary = (length * history + rel.transpose(1, 2) @ history) / count
-        shuffled = summary[:, torch.randperm(length, device=history.device)]
-        negative = self.embedding(batch.neg_item, batch.neg_category) * mask.unsqueeze(-1)
-        log_p_click, _ = self.aux_net(torch.cat([shuffled, history], dim=-1))
-        _, log_p_no_click = self.aux_net(torch.cat([shuffled, negative], dim=-1))
-        return -(mask * (log_p_click + log_p_no_click)).mean()
+        history, rel = view.history, view.relation
+        assert rel is not None
+        count = view.mask.sum(dim=1).clamp(min=1.0)[:, None, None]
+        return (history.shape[1] * history + rel.transpose(1, 2) @ history) / count

@@ -3,8 +3,8 @@
 deep = head([t, mean X]) with PReLU; wide = Linear([t, mean X, t ⊙ mean X] → 2); the two
 2-unit outputs are added before the softmax. The DIEN code pools the history by sum;
 the SARN paper says it adds *average* pooling of the visited items, which we follow.
-The DIEN code also scales Wide&Deep's learning rate by 0.1; params.yaml uses the paper's
-common setting (Adam 0.01) unless changed there.
+Wide&Deep trains like every model here (Adam 0.01); the DIEN code's commits before
+2018-10-11 scaled its learning rate by 0.1, its later ones do not.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sarn.models.base import Batch, CTRModel, ModelOutput
 from sarn.nn import OutputHead, masked_mean
 from sarn.nn.activation import Activation, DiceEval
 from sarn.nn.head import BatchNormMode
+from sarn.nn.init import DenseInit
 
 
 class WideDeep(CTRModel):
@@ -29,8 +30,9 @@ class WideDeep(CTRModel):
         activation: Activation,
         batchnorm: BatchNormMode,
         dice_eval: DiceEval,
+        dense_init: DenseInit,
     ) -> None:
-        super().__init__(n_items, n_categories, embedding_dim)
+        super().__init__(n_items, n_categories, embedding_dim, dense_init)
         d = self.item_dim
         self.deep = OutputHead(2 * d, head, activation, batchnorm, dice_eval)
         self.wide = nn.Linear(3 * d, 2)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sarn.nn.init import glorot_block_
+
 
 class MaskedGRU(nn.Module):
     """GRU whose state stays put at padded steps; optionally an AUGRU.
@@ -25,6 +27,20 @@ class MaskedGRU(nn.Module):
         self.hidden_dim = hidden_dim
         self.input_gates = nn.Linear(input_dim, 3 * hidden_dim)
         self.state_gates = nn.Linear(hidden_dim, 3 * hidden_dim)
+
+    def init_like_tensorflow(self) -> None:
+        """TF's GRUCell: kernels Glorot-uniform over ``[x, h]`` (the two gates as one kernel of
+        width 2H, the candidate as one of width H), gate biases 1.0, candidate bias 0. TF's
+        update gate keeps the state where this one writes it, so its +1 is −1 here."""
+        hidden = self.hidden_dim
+        fan_in = self.input_gates.in_features + hidden
+        for layer in (self.input_gates, self.state_gates):
+            glorot_block_(layer.weight[: 2 * hidden], fan_in, 2 * hidden)
+            glorot_block_(layer.weight[2 * hidden :], fan_in, hidden)
+            nn.init.zeros_(layer.bias)
+        with torch.no_grad():
+            self.input_gates.bias[:hidden] = 1.0  # reset gate
+            self.input_gates.bias[hidden : 2 * hidden] = -1.0  # update gate (writes: TF's keeps)
 
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor, attention: torch.Tensor | None = None

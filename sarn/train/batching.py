@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from sarn.models import Batch
+from sarn.params import BatchOrder
 
 _HISTORY_KEYS = ("hist_item", "hist_category", "hist_timestamp", "neg_item", "neg_category")
 _ID_KEYS = ("item", "category", "timestamp", "context")
@@ -39,6 +40,7 @@ class DeviceSamples:
         self.user = arrays["user"]
         self.label = arrays["label"].astype(np.float64)
         self._length = torch.as_tensor(length)  # on the host: batch widths without a device sync
+        self._stored_length = torch.as_tensor(arrays["length"])  # what the reference iterator sorts by
         self._device_length = self._length.to(device)
         self._id_keys = [key for key in _ID_KEYS if key in arrays]
         self._ids = torch.as_tensor(np.stack([arrays[key] for key in self._id_keys], dtype=np.int64), device=device)
@@ -63,6 +65,20 @@ class DeviceSamples:
             label=self._label[index],
         )
 
+    def history_items(self) -> tuple[np.ndarray, np.ndarray]:
+        """The clicked items of every kept history position (samples, width) and which
+        positions are valid, on the host (one copy from the device)."""
+        items = self._hist[_HISTORY_KEYS.index("hist_item")].cpu().numpy()
+        return items, np.arange(items.shape[1])[None, :] < self._length.numpy()[:, None]
+
+    def set_history_negatives(self, items: np.ndarray, categories: np.ndarray) -> None:
+        """Replace the sampled negative of every history position (same shape as
+        :meth:`history_items`), in one copy to the device."""
+        first = _HISTORY_KEYS.index("neg_item")
+        assert _HISTORY_KEYS[first + 1] == "neg_category"
+        self._hist[first : first + 2] = torch.as_tensor(np.stack([items, categories]), dtype=torch.int64,
+                                                        device=self.device)
+
     def _parts(self, host_indices: list[torch.Tensor]) -> list[BatchIndex]:
         """Batches of the given host-side indices, copied to the device in one transfer
         (a copy from the host waits for the GPU: one per epoch, not one per batch)."""
@@ -77,25 +93,28 @@ class DeviceSamples:
         for part in self._parts(list(order.split(batch_size)) if len(order) else []):
             yield self.batch(part)
 
-    def training_batches(self, batch_size: int, sort_chunk: int, generator: torch.Generator) -> list[BatchIndex]:
-        """One epoch's batches, grouped by history length.
+    def training_batches(self, batch_size: int, sort_chunk: int, generator: torch.Generator,
+                         order: BatchOrder = "longest_first") -> list[BatchIndex]:
+        """One epoch's batches, grouped by history length as the reference data iterator does.
 
-        As the reference data iterator does: shuffle, cut into chunks of
-        ``sort_chunk`` batches, sort each chunk by history length, cut it into batches
-        and shuffle the batches. Batches of similar lengths need far less padding, which
-        matters for the models whose cost grows with L². ``sort_chunk = 1`` gives plain
-        shuffled batches.
+        The samples are shuffled, then taken ``sort_chunk`` batches at a time (the reference's
+        buffer of 20 × 128), each chunk sorted by stored history length and cut into batches,
+        longest first: ``longest_first`` keeps that order (the reference pops its buffer from
+        the longest end and never shuffles batches), ``shuffled`` shuffles the epoch's batches.
+        Batches of similar lengths need far less padding, which matters for the models whose
+        cost grows with L². ``sort_chunk = 1`` gives plain shuffled batches.
         """
-        order = torch.randperm(self.size, generator=generator)
-        lengths = self._length[order]
+        permutation = torch.randperm(self.size, generator=generator)
+        lengths = self._stored_length[permutation]
         chunk = batch_size * sort_chunk
         batches = []
         for start in range(0, self.size, chunk):
-            part = order[start : start + chunk]
-            part = part[torch.sort(lengths[start : start + chunk], stable=True).indices]
+            part = permutation[start : start + chunk]
+            part = part[torch.sort(lengths[start : start + chunk], descending=True, stable=True).indices]
             batches += list(part.split(batch_size))
-        shuffle = torch.randperm(len(batches), generator=generator)
-        return self._parts([batches[k] for k in shuffle])
+        if order == "shuffled":
+            batches = [batches[k] for k in torch.randperm(len(batches), generator=generator)]
+        return self._parts(batches)
 
     def evaluation_order(self) -> torch.Tensor:
         """All samples sorted by history length, on the host (predictions do not depend on the batch)."""

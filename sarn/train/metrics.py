@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+METRICS = ("auc", "logloss", "gauc")  # what every evaluation reports, in this order
+
 
 def log_loss_from_logits(labels: np.ndarray, logits: np.ndarray) -> float:
     """Binary cross-entropy of sigmoid(logits), computed stably in float64."""

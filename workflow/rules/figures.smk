@@ -4,7 +4,7 @@ FIGURES = PARAMS.figures
 rule snapshots:
     input:
         data=f"data/processed/{FIGURES.dataset}",
-        stamps=stamps("snapshots", model=FIGURES.model),
+        stamps=stamps("snapshots", dataset=FIGURES.dataset, model=FIGURES.model),
         code=code("models", "nn", "train"),
     output:
         directory("results/figures/snapshots"),
@@ -21,7 +21,7 @@ rule figure_data:
     input:
         data=f"data/processed/{FIGURES.dataset}",
         snapshots="results/figures/snapshots",
-        stamps=stamps("figure_data", model=FIGURES.model),
+        stamps=stamps("figure_data", dataset=FIGURES.dataset, model=FIGURES.model),
         code=["sarn/analysis.py", *code("models", "nn")],
     output:
         directory("reports/figures/data"),

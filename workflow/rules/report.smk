@@ -35,10 +35,32 @@ rule table3:
         "python -m sarn table3 --results results/table3 --table {output} 2> {log}"
 
 
+rule effects_table:
+    input:
+        runs=expand("results/effects/{dataset}/{model}", dataset=DATASETS, model=PARAMS.protocol_effects.models),
+        baseline=expand(
+            "results/table2/{dataset}/{model}",
+            dataset=PARAMS.protocol_effects.datasets,
+            model=PARAMS.protocol_effects.models,
+        ),
+        stamps=stamps("effects_table"),
+        code="sarn/report.py",
+    output:
+        "reports/effects.csv",
+    log:
+        "logs/effects_table.log",
+    conda:
+        "../envs/sarn.yaml"
+    shell:
+        "python -m sarn effects-table --results results/effects --baseline results/table2"
+        " --table {output} 2> {log}"
+
+
 rule report_tables:
     input:
         table2="reports/table2.csv",
         table3="reports/table3.csv",
+        effects="reports/effects.csv",
         runs=expand("results/table2/{dataset}/{model}", dataset=DATASETS, model=MODELS),
         processed=expand("data/processed/{dataset}", dataset=DATASETS),
         notebook="workflow/notebooks/tables.ipynb",
@@ -53,5 +75,5 @@ rule report_tables:
     shell:
         "python -m sarn report --notebook {input.notebook} --param table2_path={input.table2}"
         " --param table3_path={input.table3} --param results_root=results/table2"
-        " --param processed_root=data/processed"
+        " --param processed_root=data/processed --param effects_path={input.effects}"
         " --out {output.notebook} --html {output.html} 2> {log}"

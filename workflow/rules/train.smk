@@ -5,7 +5,7 @@
 rule train:
     input:
         data="data/processed/{dataset}",
-        stamps=lambda w: stamps("train", model=w.model),
+        stamps=lambda w: stamps("train", dataset=w.dataset, model=w.model),
         code=code("models", "nn", "train"),
     output:
         directory("results/table2/{dataset}/{model}"),
@@ -24,7 +24,7 @@ rule train:
 rule sweep:
     input:
         data="data/processed/{dataset}",
-        stamps=lambda w: stamps("sweep", model=w.model),
+        stamps=lambda w: stamps("sweep", dataset=w.dataset, model=w.model),
         code=code("models", "nn", "train"),
     output:
         directory("results/table3/{dataset}/{model}/len{length}"),
@@ -40,3 +40,22 @@ rule sweep:
     shell:
         "python -m sarn sweep --dataset {wildcards.dataset} --model {wildcards.model}"
         " --max-len {wildcards.length} --data {input.data} --out {output} 2> {log}"
+
+
+rule effects:
+    input:
+        data="data/processed/{dataset}",
+        stamps=lambda w: stamps("effects", dataset=w.dataset, model=w.model),
+        code=code("models", "nn", "train"),
+    output:
+        directory("results/effects/{dataset}/{model}"),
+    log:
+        "logs/effects/{dataset}/{model}.log",
+    threads: PARAMS.runtime.threads
+    resources:
+        gpu=1 if PARAMS.runtime.device == "cuda" else 0,
+    conda:
+        "../envs/sarn.yaml"
+    shell:
+        "python -m sarn effects --dataset {wildcards.dataset} --model {wildcards.model}"
+        " --data {input.data} --out {output} 2> {log}"
