@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from benchmarks import precision_auc, preprocess_speed, train_speed
-from benchmarks.training import full_length, host_floor, sarn_leads
-from sarn.params import load
+from benchmarks.training import full_length, host_floor, profile_steps, sarn_leads
+from benchmarks.training.rows import Setting, run_row
+from sarn import ALLOCATOR_ENV
+from sarn.params import Params, Precision, load
 from tests.conftest import ROOT
 
 
@@ -70,10 +74,37 @@ def test_host_floor_needs_a_timed_step_in_every_turn() -> None:
         host_floor.floor_rows(params, ["din"], steps=4, device=torch.device("cpu"), precision="fp32")
 
 
-@pytest.mark.parametrize(("argv", "named"), [(["--models", "din", "dinn"], "invalid choice: 'dinn'"),
-                                             (["--profile", "deepctr_din"], "invalid choice: 'deepctr_din'"),
-                                             (["--parts", "5", "--floor-steps", "3"], "--floor-steps must be at least 5")])
-def test_training_benchmark_refuses_bad_arguments_before_any_work(argv, named, capsys) -> None:
+@pytest.mark.parametrize(("main", "argv", "named"), [
+    (train_speed.main, ["--models", "din", "dinn"], "invalid choice: 'dinn'"),
+    (train_speed.main, ["--profile", "deepctr_din"], "invalid choice: 'deepctr_din'"),
+    (train_speed.main, ["--parts", "5", "--floor-steps", "3"], "--floor-steps must be at least 5"),
+    (full_length.main, ["--models", "din", "dinn"], "invalid choice: 'dinn'"),
+    (host_floor.main, ["--floor-steps", "3"], "--floor-steps must be at least 5"),
+    (profile_steps.main, ["deepctr_din"], "invalid choice: 'deepctr_din'"),
+])
+def test_training_benchmark_refuses_bad_arguments_before_any_work(main, argv, named, capsys) -> None:
     with pytest.raises(SystemExit):
-        train_speed.main(argv)
+        main(argv)
     assert named in capsys.readouterr().err
+
+
+def report_process(params: Params, row: int, device: torch.device, precision: Precision) -> dict:
+    """A row that reports the process it runs in, for the test below (``row`` as part 2's rows have one)."""
+    return {"row": row, "pid": os.getpid(), "allocator": {key: os.environ.get(key) for key in ALLOCATOR_ENV},
+            "threads": torch.get_num_threads(), "deterministic": torch.are_deterministic_algorithms_enabled()}
+
+
+def test_a_cpu_row_runs_in_its_own_process_under_the_invocations_setting(monkeypatch) -> None:
+    for key in ALLOCATOR_ENV:
+        monkeypatch.delenv(key, raising=False)
+    params = load(ROOT / "params.yaml")
+    assert params.runtime.threads != 1  # so that the child's one thread comes from the parent's params
+    params = params.model_copy(update={"runtime": params.runtime.model_copy(update={"threads": 1})})
+    setting = Setting(params, torch.device("cpu"), "fp32", nondeterministic=True)
+    default = run_row(setting, report_process, row=1)
+    without_allocator = run_row(setting, report_process, allocator=False, row=2)
+    assert (default["row"], without_allocator["row"]) == (1, 2)
+    assert os.getpid() not in (default["pid"], without_allocator["pid"])
+    assert default["allocator"] == ALLOCATOR_ENV
+    assert without_allocator["allocator"] == dict.fromkeys(ALLOCATOR_ENV)
+    assert default["threads"] == 1 and default["deterministic"] is False
