@@ -182,8 +182,8 @@ MODELS_OPTION = option("--models", nargs="+", default=ROW_NAMES, choices=ROW_NAM
 @dataclass(frozen=True)
 class Part:
     """One question of the benchmark: its number among ``train_speed``'s parts, its options,
-    how it prints its table, and why arguments that argparse accepts cannot do (said before
-    any part runs, not after the others' minutes)."""
+    how it prints its table, and what it says of arguments that argparse accepts but it
+    cannot run with (None if it can), before any part runs rather than after the others' minutes."""
 
     number: int
     options: tuple[Option, ...]
