@@ -553,13 +553,56 @@ def validate(raw: Any, source: str = "params.yaml") -> Params:
     return params
 
 
+class _DuplicateKeyError(Exception):
+    """A key given twice in one mapping; read_raw adds the file's name."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader refusing a key given twice in one mapping, at any depth.
+
+    PyYAML keeps the last of two equal keys without a word, while DVC refuses the file: the
+    Snakemake driver would train with a value the DVC driver never accepts. Each mapping and
+    sequence records the key path of its children before they are built, so that the error
+    names the full path.
+    """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._paths: dict[yaml.Node, tuple[str, ...]] = {}  # a node's key path as written, the top level's ()
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        path = self._paths.get(node, ())
+        lines: dict[Any, int] = {}  # each key (as built: 1 and true are one key) and its line
+        for key_node, value_node in node.value:
+            # Only scalars can repeat: other keys are unhashable, which PyYAML refuses itself.
+            # Merge keys (<<) are left to PyYAML, where explicit keys override merged ones.
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key, key_path = self.construct_object(key_node), (*path, key_node.value)
+            line = key_node.start_mark.line + 1
+            if key in lines:
+                raise _DuplicateKeyError(
+                    f"{'.'.join(key_path)} is given twice (lines {lines[key]} and {line})")
+            lines[key] = line
+            self._paths.setdefault(value_node, key_path)  # setdefault: an alias keeps its anchor's path
+        return super().construct_mapping(node, deep)
+
+    def construct_sequence(self, node: yaml.SequenceNode, deep: bool = False) -> list[Any]:
+        path = self._paths.get(node, ())
+        for index, item in enumerate(node.value):
+            self._paths.setdefault(item, (*path, str(index)))
+        return super().construct_sequence(node, deep)
+
+
 def read_raw(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """Parse params.yaml without validating it."""
+    """Parse params.yaml without validating it, refusing a key given twice."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: parameters file not found")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # safe: a SafeLoader
+    except _DuplicateKeyError as err:
+        raise ConfigError(f"{path}: {err}") from None
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     return raw

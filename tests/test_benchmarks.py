@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from benchmarks import precision_auc, preprocess_speed, train_speed
-from sarn.params import load
+from benchmarks.training import full_length, host_floor, profile_steps, sarn_leads
+from benchmarks.training.rows import Setting, run_row
+from sarn import ALLOCATOR_ENV
+from sarn.params import Params, Precision, load
 from tests.conftest import ROOT
 
 
@@ -23,14 +28,14 @@ def test_preprocess_benchmark_versions_agree_on_a_small_file(tmp_path) -> None:
 def test_training_benchmark_rows_train_the_project_and_the_straightforward_sarn() -> None:
     params, cpu = load(ROOT / "params.yaml"), torch.device("cpu")
     for model in ("din", "sarn", "sarn_straightforward", "sarn_materialised"):
-        row = train_speed.grid_row(params, model, batch=8, length=5, steps=2, device=cpu, precision="fp32")
+        row = full_length.grid_row(params, model, batch=8, length=5, steps=2, device=cpu, precision="fp32")
         assert row["model"] == model and row["samples_per_s"] > 0 and row["peak_mb"] > 0
 
 
 def test_every_lead_row_trains_on_the_same_samples_and_grouping_narrows_batches() -> None:
     params, cpu = load(ROOT / "params.yaml"), torch.device("cpu")
-    rows = [train_speed.lead_row(params, k, steps=3, device=cpu, precision="fp32", n_users=400)
-            for k in range(len(train_speed.LEADS))]
+    rows = [sarn_leads.lead_row(params, k, steps=3, device=cpu, precision="fp32", n_users=400)
+            for k in range(len(sarn_leads.LEADS))]
     assert len({r["mean_history"] for r in rows}) == 1
     assert rows[-1]["mean_width"] < rows[0]["mean_width"]
 
@@ -48,15 +53,15 @@ def test_precision_benchmark_names_an_unknown_dataset_or_model_before_any_work(a
 
 def test_the_operator_count_leaves_views_out() -> None:
     x = torch.ones(3)
-    with train_speed.OperatorCount() as count:
+    with host_floor.OperatorCount() as count:
         (x + 1).view(3, 1).t().mul(2)
     assert count.calls == {"aten.add": 1, "aten.mul": 1}
 
 
 def test_host_floor_rows_count_each_models_operators_the_same_every_time() -> None:
     params, cpu = load(ROOT / "params.yaml"), torch.device("cpu")
-    din, sarn, din_again = train_speed.floor_rows(params, ["din", "sarn", "din"], steps=5, device=cpu,
-                                                  precision="fp32")
+    din, sarn, din_again = host_floor.floor_rows(params, ["din", "sarn", "din"], steps=5, device=cpu,
+                                                 precision="fp32")
     assert din["model"] == din_again["model"] == "din" and sarn["model"] == "sarn"
     assert din_again["operators"] == din["operators"] > 50
     assert sarn["operators"] > din["operators"]  # SARN's pair MLPs, losses and their backward
@@ -66,13 +71,40 @@ def test_host_floor_rows_count_each_models_operators_the_same_every_time() -> No
 def test_host_floor_needs_a_timed_step_in_every_turn() -> None:
     params = load(ROOT / "params.yaml")
     with pytest.raises(ValueError, match="at least 5 timed steps"):
-        train_speed.floor_rows(params, ["din"], steps=4, device=torch.device("cpu"), precision="fp32")
+        host_floor.floor_rows(params, ["din"], steps=4, device=torch.device("cpu"), precision="fp32")
 
 
-@pytest.mark.parametrize(("argv", "named"), [(["--models", "din", "dinn"], "invalid choice: 'dinn'"),
-                                             (["--profile", "deepctr_din"], "invalid choice: 'deepctr_din'"),
-                                             (["--parts", "5", "--floor-steps", "3"], "--floor-steps must be at least 5")])
-def test_training_benchmark_refuses_bad_arguments_before_any_work(argv, named, capsys) -> None:
+@pytest.mark.parametrize(("main", "argv", "named"), [
+    (train_speed.main, ["--models", "din", "dinn"], "invalid choice: 'dinn'"),
+    (train_speed.main, ["--profile", "deepctr_din"], "invalid choice: 'deepctr_din'"),
+    (train_speed.main, ["--parts", "5", "--floor-steps", "3"], "--floor-steps must be at least 5"),
+    (full_length.main, ["--models", "din", "dinn"], "invalid choice: 'dinn'"),
+    (host_floor.main, ["--floor-steps", "3"], "--floor-steps must be at least 5"),
+    (profile_steps.main, ["deepctr_din"], "invalid choice: 'deepctr_din'"),
+])
+def test_training_benchmark_refuses_bad_arguments_before_any_work(main, argv, named, capsys) -> None:
     with pytest.raises(SystemExit):
-        train_speed.main(argv)
+        main(argv)
     assert named in capsys.readouterr().err
+
+
+def report_process(params: Params, row: int, device: torch.device, precision: Precision) -> dict:
+    """A row that reports the process it runs in, for the test below (``row`` as part 2's rows have one)."""
+    return {"row": row, "pid": os.getpid(), "allocator": {key: os.environ.get(key) for key in ALLOCATOR_ENV},
+            "threads": torch.get_num_threads(), "deterministic": torch.are_deterministic_algorithms_enabled()}
+
+
+def test_a_cpu_row_runs_in_its_own_process_under_the_invocations_setting(monkeypatch) -> None:
+    for key in ALLOCATOR_ENV:
+        monkeypatch.delenv(key, raising=False)
+    params = load(ROOT / "params.yaml")
+    assert params.runtime.threads != 1  # so that the child's one thread comes from the parent's params
+    params = params.model_copy(update={"runtime": params.runtime.model_copy(update={"threads": 1})})
+    setting = Setting(params, torch.device("cpu"), "fp32", nondeterministic=True)
+    default = run_row(setting, report_process, row=1)
+    without_allocator = run_row(setting, report_process, allocator=False, row=2)
+    assert (default["row"], without_allocator["row"]) == (1, 2)
+    assert os.getpid() not in (default["pid"], without_allocator["pid"])
+    assert default["allocator"] == ALLOCATOR_ENV
+    assert without_allocator["allocator"] == dict.fromkeys(ALLOCATOR_ENV)
+    assert default["threads"] == 1 and default["deterministic"] is False

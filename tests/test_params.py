@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from sarn.errors import ConfigError
-from sarn.params import load, validate
+from sarn.params import load, read_raw, validate
 from tests.conftest import ROOT
 
 
@@ -107,6 +107,22 @@ def test_missing_file_and_bad_yaml(tmp_path) -> None:
     listy.write_text(yaml.safe_dump([1, 2]))
     with pytest.raises(ConfigError, match="expected a mapping"):
         load(listy)
+
+
+# PyYAML would keep the last value of each; DVC refuses such a file.
+@pytest.mark.parametrize(("text", "named"), [
+    ("experiment:\n  n_seeds: 10\nruntime:\n  threads: 2\nexperiment:\n  n_seeds: 3\n",
+     "experiment is given twice (lines 1 and 5)"),
+    # din's lr is the same key in another mapping: only sarn's second lr is refused
+    ("models:\n  din:\n    training:\n      lr: 0.01\n  sarn:\n    training:\n      lr: 0.01\n"
+     "      epochs: 2\n      lr: 0.1\n", "models.sarn.training.lr is given twice (lines 7 and 9)"),
+], ids=["top level", "nested"])
+def test_a_key_given_twice_is_refused_with_its_path_and_both_lines(tmp_path, text: str, named: str) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        read_raw(path)
+    assert str(info.value) == f"{path}: {named}"
 
 
 def test_architecture_sizes_weights_and_constructor_constraints(params_dict: dict) -> None:
