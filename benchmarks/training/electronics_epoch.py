@@ -33,7 +33,7 @@ def epoch_row(params: Params, name: str, device: torch.device, precision: Precis
     samples = DeviceSamples(arrays, device)
     spec = params.models[run_name(name)].training
     batches = samples.training_batches(spec.batch_size, spec.length_sort_chunk,
-                                       torch.Generator().manual_seed(0))
+                                       torch.Generator().manual_seed(0), spec.batch_order)
     torch.manual_seed(0)
     net = build_row_model(params, name, meta["n_items"], meta["n_categories"], device)
     torch._dynamo.reset()  # rows share a process on CUDA: each compiles from scratch
