@@ -24,6 +24,7 @@ KEY = "datasets.x.source.reviews"
 REVIEWS = gzip.compress("".join(
     json.dumps({"reviewerID": f"U{k % 97}", "asin": f"A{k % 31}", "unixReviewTime": 1_300_000_000 + k}) + "\n"
     for k in range(20_000)).encode(), mtime=0)
+REVIEWS_DIGEST = hashlib.sha256(REVIEWS).hexdigest()
 HTML = b"<!DOCTYPE html>\n<html><body>Please log in to download this file.</body></html>\n"
 
 
@@ -171,6 +172,43 @@ def test_the_next_mirror_is_tried_when_the_first_fails(tmp_path) -> None:
                               urls=[f"{url}/missing.json.gz", f"{url}/reviews.json.gz"])
         path, _ = _fetch(spec, tmp_path, retries=0)
     assert path.read_bytes() == BODY
+
+
+@pytest.mark.parametrize(("first", "sha256", "reason"), [
+    (HTML, REVIEWS_DIGEST, "an HTML page, not the file"),
+    (BODY, REVIEWS_DIGEST, f"SHA-256 {DIGEST} does not match {REVIEWS_DIGEST}"),
+    (HTML, None, "an HTML page, not the file"),
+    (REVIEWS[:-100], None, "ends before its gzip end marker"),
+    (None, REVIEWS_DIGEST, "404 Client Error"),
+], ids=["html-page", "checksum-mismatch", "html-page-unknown-checksum", "failed-verification", "http-error"])
+def test_a_url_whose_content_fails_gives_way_to_the_next(tmp_path, caplog, first: bytes | None,
+                                                         sha256: str | None, reason: str) -> None:
+    files = {"good.json.gz": REVIEWS} | ({} if first is None else {"first.json.gz": first})
+    with serve(Served(files)) as url:
+        spec = RemoteFileSpec(file="reviews.json.gz", sha256=sha256,
+                              urls=[f"{url}/first.json.gz", f"{url}/good.json.gz"])
+        path, digest = _fetch(spec, tmp_path, verify=verify_reviews)
+    assert path.read_bytes() == REVIEWS and digest == REVIEWS_DIGEST
+    assert _listing(tmp_path) == (["reviews.json.gz"] if sha256 else [LOCK_FILE, "reviews.json.gz"])
+    assert sha256 or read_lock(tmp_path)["reviews.json.gz"].digest == REVIEWS_DIGEST
+    if first is not None:  # the failed URL was reported before the next was tried
+        assert re.search(rf"{url}/first.json.gz: .*{reason}.*; deleted", caplog.text)
+
+
+def test_when_every_url_fails_each_is_named_with_its_reason(tmp_path) -> None:
+    with serve(Served({"page": HTML, "other": BODY})) as url:
+        spec = RemoteFileSpec(file="reviews.json.gz", sha256=REVIEWS_DIGEST,
+                              urls=[f"{url}/page", f"{url}/other", f"{url}/gone"])
+        with pytest.raises(DownloadError) as err:
+            _fetch(spec, tmp_path, verify=verify_reviews)
+    lines = str(err.value).splitlines()
+    assert lines[0] == f"could not download reviews.json.gz ({KEY}):"
+    assert lines[1] == f"  {url}/page: an HTML page, not the file (a login or error page?); deleted"
+    assert lines[2] == (f"  {url}/other: SHA-256 {DIGEST} does not match {REVIEWS_DIGEST} (from {KEY}.sha256); "
+                        "deleted")
+    assert lines[3].startswith(f"  {url}/gone: 404 Client Error")
+    assert lines[4] == f"If the publisher changed the file, set {KEY}.sha256 to the new value."
+    assert _listing(tmp_path) == []
 
 
 def test_a_malformed_lock_file_names_its_line(tmp_path) -> None:

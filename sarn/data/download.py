@@ -7,8 +7,9 @@ page served in its place) and its SHA-256 matches the known one; a file without 
 one (params.yaml's ``sha256: null``) must pass the caller's verifier instead (the format's
 parser reads it whole; this module knows no format), and only then is its SHA-256
 recorded in ``data/download/SHA256SUMS`` (``sha256sum -c`` format), which holds every later
-run to it. A transfer whose content fails is deleted. A file placed in the folder by hand
-(for instance on a machine without network) is checked the same way and used as it is.
+run to it. A URL whose content fails is deleted and the next URL tried. A file placed in
+the folder by hand (for instance on a machine without network) is checked the same way
+and used as it is.
 """
 
 from __future__ import annotations
@@ -213,9 +214,10 @@ def fetch(spec: RemoteFileSpec, key: str, folder: Path = DOWNLOAD_DIR, *, verify
 
 def _download(spec: RemoteFileSpec, key: str, target: Path, expected: _Expected, verify: Verifier | None,
               failures: list[str], downloader: ResumingDownloader) -> str:
-    """Try each URL in turn until one transfers; once its content passes, it is renamed to
-    ``target``; returns its SHA-256. ``failures`` holds what failed before, for the message."""
+    """Try each URL in turn until one's content passes: its file is renamed to ``target``;
+    returns its SHA-256. ``failures`` holds what failed before, for the message."""
     part = downloader.part
+    mismatched = False
     for url in spec.urls:
         log.info("downloading %s from %s", spec.file, url)
         try:
@@ -225,16 +227,16 @@ def _download(spec: RemoteFileSpec, key: str, target: Path, expected: _Expected,
             failures.append(f"{url}: {err}")
         except _Rejected as err:
             part.unlink()
-            raise DownloadError(
-                f"could not download {spec.file} ({key}):\n  " + "\n  ".join([*failures, f"{url}: {err}; deleted"])
-                + (f"\nIf the publisher changed the file, {expected.accept}." if isinstance(err, _Mismatch) else "")
-            ) from None
+            mismatched |= isinstance(err, _Mismatch)
+            failures.append(f"{url}: {err}; deleted")
+            log.warning("%s", failures[-1])
         else:
             os.replace(part, target)
             return actual
     raise DownloadError(
         f"could not download {spec.file} ({key}):\n  " + "\n  ".join(failures) + "\n"
-        f"If this machine is offline or the URLs are gone, fetch the file elsewhere and place it at "
+        + (f"If the publisher changed the file, {expected.accept}.\n" if mismatched else "")
+        + f"If this machine is offline or the URLs are gone, fetch the file elsewhere and place it at "
         f"{target}; the stage verifies it and uses it without the network"
         + (f" (the partial {part.name} is kept and resumed next time)." if part.exists() else ".")
     )
