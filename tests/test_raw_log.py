@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from sarn.data.prepare import preprocess
-from sarn.data.raw import columns_of, read_log, read_user_log, write_log
+from sarn.data.raw import as_log, columns_of, read_log, read_user_log, write_log
 from sarn.errors import DataError
 from sarn.params import validate
+from tests.conftest import ROOT
+
+T0 = 1_500_000_000  # a plausible time in seconds (2017-07-14)
 
 
 def _write(tmp_path, text: str):
@@ -172,3 +180,109 @@ def test_a_missing_or_foreign_stored_log_is_refused(tmp_path) -> None:
     save_arrays(tmp_path / "clicks.npz", {"user_id": np.zeros(2, dtype=np.int32)})
     with pytest.raises(DataError, match=r"clicks.npz: missing column\(s\) item_id, category_id, timestamp"):
         read_log(tmp_path / "clicks.npz")
+
+
+def _tricky_log(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    """Ids with spaces around them, digits that sort as text ("10" < "9"), accents; an
+    extra column; no two rows alike."""
+    rng = np.random.default_rng(seed)
+    pool = np.array(["u1", " u10", "u9 ", "10", "9", "007", "é", "Zoë", "ａ", "x y"], dtype=object)
+    return pd.DataFrame({
+        "user_id": pool[rng.integers(0, pool.size, n)], "item_id": [f"i{k}" for k in rng.integers(0, 50, n)],
+        "category_id": rng.choice([" c1", "c2", "c10"], n), "timestamp": T0 + np.arange(n) * 7,
+        "label": rng.integers(0, 2, n), "context": rng.choice(["web", " app ", "tv"], n), "notes": "ignored",
+    })
+
+
+def test_reading_in_chunks_gives_the_log_read_whole(tmp_path) -> None:
+    frame = _tricky_log()
+    whole = frame.drop(columns="notes").astype(str).apply(lambda column: column.str.strip())
+    expected = as_log(whole.astype({"timestamp": np.int64, "label": np.int8}))  # coded by categorical()
+    assert list(expected["user_id"].cat.categories)[:3] == ["007", "10", "9"]
+    frame.to_csv(tmp_path / "log.csv", index=False)
+    frame.to_parquet(tmp_path / "log.parquet", row_group_size=64)
+    for name, chunk_rows in (("log.csv", 1), ("log.csv", 7), ("log.csv", 10_000), ("log.parquet", 5)):
+        pd.testing.assert_frame_equal(read_user_log(tmp_path / name, chunk_rows=chunk_rows), expected)
+
+
+@pytest.mark.parametrize("chunk_rows", [3, 8])
+@pytest.mark.parametrize(("row", "text", "message"), [
+    (22, "u,,c,{t}", "line 24: empty item_id"),
+    (30, "u,i,c,soon", "line 32: timestamp 'soon' is not an integer"),
+    (35, "u,i,c,{t},extra", r"malformed CSV \(Expected 4 fields in line 37, saw 5\); expected one value"),
+])
+def test_errors_name_the_right_line_across_chunk_boundaries(tmp_path, chunk_rows: int, row: int, text: str,
+                                                             message: str) -> None:
+    lines = [f"u{k % 7},i{k % 5},c{k % 3},{T0 + k}" for k in range(40)]
+    lines[row] = text.format(t=T0 + row)
+    path = _write(tmp_path, "user_id,item_id,category_id,timestamp\n" + "\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=rf"clicks.csv: {message}"):
+        read_user_log(path, chunk_rows=chunk_rows)
+    frame = pd.DataFrame({"user_id": "u", "item_id": "i", "category_id": "c", "timestamp": [str(T0 + k) for k in range(40)]})
+    frame.loc[30, "timestamp"] = "soon"
+    frame.to_parquet(tmp_path / "log.parquet", row_group_size=chunk_rows)
+    with pytest.raises(DataError, match=r"log.parquet: row 31: timestamp 'soon' is not an integer"):
+        read_user_log(tmp_path / "log.parquet", chunk_rows=chunk_rows)
+
+
+def _taobao_shaped_log(path: Path, rows: int, seed: int = 0) -> None:
+    """A CSV click log shaped like Taobao UserBehavior (as benchmarks/preprocess_speed.py
+    makes it: about 100 time-ordered clicks a user, popularity ∝ item rank^-0.9, items and
+    categories scaled from the full file), 7-digit ids, no two rows alike. Written as
+    fixed-width digits straight from numpy: a few seconds for 200 MB."""
+    rng = np.random.default_rng(seed)
+    scale = rows / 100_150_807
+    n_users, n_items = max(int(987_994 * scale), 10), max(int(4_162_024 * scale), 100)
+    items = rng.choice(9_000_000, n_items, replace=False) + 1_000_000
+    powers = 10 ** np.arange(9, -1, -1, dtype=np.int64)
+    with path.open("wb") as handle:
+        handle.write(b"user_id,item_id,category_id,timestamp\n")
+        for start in range(0, rows, 1_000_000):
+            n = min(1_000_000, rows - start)
+            user = np.sort(rng.integers(0, n_users, n)) + 1_000_000
+            rank = ((n_items ** 0.1 - 1) * rng.random(n) + 1) ** 10
+            item = items[np.minimum(rank.astype(np.int64), n_items) - 1]
+            stamp = 1_511_539_200 + (start + np.arange(n)) % 777_600  # a user's clicks: distinct seconds
+            line = np.empty((n, 35), dtype=np.uint8)
+            for offset, (values, width) in zip((0, 8, 16, 24), ((user, 7), (item, 7), (item % 9_439 + 1_000_000, 7),
+                                                                (stamp, 10)), strict=True):
+                line[:, offset:offset + width] = values[:, None] // powers[-width:] % 10 + ord("0")
+                line[:, offset + width] = ord(",")
+            line[:, -1] = ord("\n")
+            handle.write(line.tobytes())
+
+
+# Run in a fresh process and measured there, the baseline taken after the libraries are
+# imported (as benchmarks/preprocess_speed.py measures). The meter is the process's peak
+# resident memory as Linux keeps it for its address space (VmHWM): ru_maxrss would start
+# from pytest's own high-water mark, which a child inherits across fork and exec.
+_PEAK = """
+import json, sys
+import pandas, pyarrow.parquet
+import sarn.data.prepare
+from sarn.data.raw import read_user_log
+
+def peak_kib():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+
+base = peak_kib()
+rows = len(read_user_log(sys.argv[1]))
+print(json.dumps({"base_kib": base, "peak_kib": peak_kib(), "rows": rows}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="the meter reads Linux's /proc/self/status")
+def test_reading_a_200_mb_log_needs_less_than_twice_its_size_in_memory(tmp_path) -> None:
+    path = tmp_path / "clicks.csv"
+    try:
+        _taobao_shaped_log(path, 6_000_000)
+        size = path.stat().st_size
+        done = subprocess.run([sys.executable, "-c", _PEAK, str(path)], cwd=ROOT, capture_output=True, text=True,
+                              check=True)
+    finally:
+        path.unlink(missing_ok=True)
+    result = json.loads(done.stdout.splitlines()[-1])
+    held = (result["peak_kib"] - result["base_kib"]) * 1024
+    assert size > 200 * 10**6 and result["rows"] == 6_000_000
+    assert held < 2 * size, f"{held / 2**20:.0f} MiB above the libraries for a {size / 2**20:.0f} MiB file"
