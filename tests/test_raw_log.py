@@ -32,7 +32,7 @@ def test_csv_and_parquet_logs_round_trip_through_the_stored_log(tmp_path) -> Non
     frame.to_csv(tmp_path / "log.csv", index=False)
     frame.to_parquet(tmp_path / "log.parquet")
     for name in ("log.csv", "log.parquet"):
-        write_log(tmp_path / "stored.npz", columns_of(read_user_log(tmp_path / name)))
+        write_log(tmp_path / "stored.npz", columns_of(read_user_log(tmp_path / name)[0]))
         back = read_log(tmp_path / "stored.npz")
         assert back.astype({c: str for c in ("user_id", "item_id", "category_id", "context")}).to_dict(
             "records") == frame.to_dict("records")
@@ -202,7 +202,7 @@ def test_reading_in_chunks_gives_the_log_read_whole(tmp_path) -> None:
     frame.to_csv(tmp_path / "log.csv", index=False)
     frame.to_parquet(tmp_path / "log.parquet", row_group_size=64)
     for name, chunk_rows in (("log.csv", 1), ("log.csv", 7), ("log.csv", 10_000), ("log.parquet", 5)):
-        pd.testing.assert_frame_equal(read_user_log(tmp_path / name, chunk_rows=chunk_rows), expected)
+        pd.testing.assert_frame_equal(read_user_log(tmp_path / name, chunk_rows=chunk_rows)[0], expected)
 
 
 @pytest.mark.parametrize("chunk_rows", [3, 8])
@@ -223,6 +223,58 @@ def test_errors_name_the_right_line_across_chunk_boundaries(tmp_path, chunk_rows
     frame.to_parquet(tmp_path / "log.parquet", row_group_size=chunk_rows)
     with pytest.raises(DataError, match=r"log.parquet: row 31: timestamp 'soon' is not an integer"):
         read_user_log(tmp_path / "log.parquet", chunk_rows=chunk_rows)
+
+
+def test_exact_duplicates_go_and_rows_differing_in_any_column_stay(tmp_path) -> None:
+    header = "user_id,item_id,category_id,timestamp,label\n"
+    rows = [f"a,i,c,{T0},1", f"b,i,c,{T0},1", f"a,i,c,{T0},1", f"a,i,c,{T0},0", f" a ,i,c, {T0},1", f"a,i,d,{T0},1",
+            f"a,i,c,{T0 + 1},1"]
+    frame, counted = read_user_log(_write(tmp_path, header + "\n".join(rows) + "\n"), chunk_rows=2)
+    assert counted == {"rows_read": 7, "dropped_duplicates": 2}  # the third row and the fifth (once stripped)
+    assert list(zip(frame["user_id"], frame["category_id"], frame["timestamp"] - T0, frame["label"], strict=True)) == [
+        ("a", "c", 0, 1), ("b", "c", 0, 1), ("a", "c", 0, 0), ("a", "d", 0, 1), ("a", "c", 1, 1)]
+
+
+def test_no_history_holds_its_own_target_click_when_rows_repeat(tmp_path, caplog) -> None:
+    import json
+
+    from sarn.data.prepare import load_split, make_raw
+
+    rng = np.random.default_rng(4)
+    clicks = pd.DataFrame({"user_id": np.repeat([f"u{u}" for u in range(300)], 8),
+                           "item_id": [f"i{k}" for k in rng.integers(0, 60, 2400)],
+                           "timestamp": T0 + rng.permutation(2400) * 60})
+    clicks["category_id"] = clicks["item_id"].str.len().astype(str)
+    again = clicks.sample(n=800, random_state=5)  # repeated rows, as a log exported twice over a day
+    pd.concat([clicks, again]).sample(frac=1.0, random_state=6).to_csv(tmp_path / "clicks.csv", index=False)
+    spec = validate(_params_with_log(tmp_path / "clicks.csv")).datasets["mine"]
+    make_raw("mine", spec, tmp_path / "raw")
+    described = json.loads((tmp_path / "raw" / "source.json").read_text())
+    assert (described["rows_read"], described["dropped_duplicates"]) == (3200, 800)
+    assert "clicks.csv: 800 exact duplicate rows dropped" in caplog.text
+    assert len(read_log(tmp_path / "raw" / "clicks.npz")) == 2400
+    preprocess("mine", spec, tmp_path / "raw", tmp_path / "processed")
+    positives = 0
+    for split in ("train", "valid", "test"):
+        arrays = load_split(tmp_path / "processed", split)
+        clicked = arrays["label"] == 1
+        filled = np.arange(arrays["hist_item"].shape[1]) < arrays["length"][:, None]
+        itself = (arrays["hist_timestamp"] == arrays["timestamp"][:, None]) & filled  # times are distinct per row
+        assert not itself[clicked].any(), split  # no history holds the click it is the target of
+        positives += int(clicked.sum())
+    assert positives == 300
+
+
+def _params_with_log(path: Path) -> dict:
+    from tests.conftest import tiny_params
+
+    params = tiny_params()
+    params["datasets"]["mine"] = {
+        "source": {"kind": "log", "path": str(path), "core": {"users": 1, "items": 1}},
+        "protocol": {"min_history": 1, "max_len": 20, "split": {"by": "user", "train": 0.8, "valid": 0.1,
+                                                                "test": 0.1}, "negative_drop": 0.0, "seed": 0},
+    }
+    return params
 
 
 def _taobao_shaped_log(path: Path, rows: int, seed: int = 0) -> None:
@@ -267,7 +319,7 @@ def peak_kib():
         return next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
 
 base = peak_kib()
-rows = len(read_user_log(sys.argv[1]))
+rows = len(read_user_log(sys.argv[1])[0])
 print(json.dumps({"base_kib": base, "peak_kib": peak_kib(), "rows": rows}))
 """
 

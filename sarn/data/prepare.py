@@ -68,7 +68,8 @@ def _read_source(name: str, spec: DatasetSpec, downloads: Path) -> tuple[pd.Data
         if not path.is_file():
             raise DataError(f"datasets.{name}.source.path: {path} does not exist "
                             "(expected a CSV or parquet click log)")
-        return read_user_log(path), {"kind": "log", "files": {str(path): sha256_of(path)}}
+        frame, counted = read_user_log(path)
+        return frame, {"kind": "log", "files": {str(path): sha256_of(path)}} | counted
     raise AssertionError(f"unhandled source {source!r}")  # pragma: no cover - the schema is closed
 
 

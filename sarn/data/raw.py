@@ -10,6 +10,7 @@ The raw stage stores the log as ``clicks.npz`` (see :func:`write_log`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,8 @@ import pyarrow.parquet as pq
 from sarn.data.arrays import load_arrays, save_arrays
 from sarn.errors import DataError
 from sarn.params import CoreSpec
+
+logger = logging.getLogger(__name__)
 
 COLUMNS = ("user_id", "item_id", "category_id", "timestamp")
 OPTIONAL = ("label", "context")
@@ -164,14 +167,16 @@ def counts(log: LogColumns) -> dict[str, int]:
             "categories": log["category_id"].categories.size, "interactions": len(log["user_id"])}
 
 
-def read_user_log(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> pd.DataFrame:
-    """Read a user's own log (CSV with a header, or parquet), checking it row by row.
+def read_user_log(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Read a user's own log (CSV with a header, or parquet), checking it row by row; and
+    how many rows were read and how many dropped as exact duplicates of an earlier row.
 
     The file is read ``chunk_rows`` rows at a time and each chunk's ids are dictionary
     encoded at once, so that memory holds the rows as integers and each chunk's distinct
     ids as Arrow strings, never the whole text (a Python dict of the ids would cost more
     than 100 bytes an id). Errors name the file and the line (CSV: 1-based with the
-    header as line 1; parquet: the 1-based row).
+    header as line 1; parquet: the 1-based row). Exact duplicates go because a click read
+    twice would be its own last history item.
     """
     path = Path(path)
     if not path.is_file():
@@ -218,12 +223,34 @@ def read_user_log(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> pd.DataFram
         raise DataError(f"{path}: no rows (expected columns {expected})")
     if "label" in parts and not clicked:
         raise DataError(f"{path}: no positive labels (label = 1): there is no click to learn from")
-    log = {}
+    columns = {}
     for column in list(parts):  # one column's chunks and its whole copy at a time
         chunks = parts.pop(column)
-        log[column] = _unified(chunks) if column in ID_COLUMNS else np.concatenate(chunks)
+        columns[column] = _unified(chunks) if column in ID_COLUMNS else np.concatenate(chunks)
         del chunks
-    return as_log(pd.DataFrame(log, copy=False))
+    repeated = _repeated(columns)
+    dropped = int(repeated.sum())
+    if dropped:
+        logger.warning("%s: %d exact duplicate rows dropped (the first of each kept): a click read twice would "
+                    "be its own last history item", path, dropped)
+        for column in list(columns):
+            columns[column] = columns.pop(column)[~repeated]
+    return as_log(pd.DataFrame(columns, copy=False)), {"rows_read": rows, "dropped_duplicates": dropped}
+
+
+def _repeated(columns: LogColumns) -> np.ndarray:
+    """Which rows equal an earlier row in every column: one sort of all the columns
+    (stable, so that the first of equal rows comes first), then neighbours compared."""
+    keys = [values.codes if column in ID_COLUMNS else values for column, values in columns.items()]
+    order = np.lexsort(keys[::-1])  # the last key sorts first: users, then items...
+    same = np.ones(max(order.size - 1, 0), dtype=bool)
+    for key in keys:
+        ordered = key[order]
+        same &= ordered[1:] == ordered[:-1]
+        del ordered
+    repeated = np.zeros(order.size, dtype=bool)
+    repeated[order[1:][same]] = True
+    return repeated
 
 
 def _unified(chunks: list[pa.DictionaryArray]) -> pd.Categorical:
