@@ -28,7 +28,7 @@ def _write(tmp_path, text: str):
 
 def test_csv_and_parquet_logs_round_trip_through_the_stored_log(tmp_path) -> None:
     frame = pd.DataFrame({"user_id": ["u1", "u2"], "item_id": ["i1", "i2"], "category_id": ["c", "c"],
-                          "timestamp": [5, 7], "label": [1, 0], "context": ["web", "app"]})
+                          "timestamp": [T0 + 5, T0 + 7], "label": [1, 0], "context": ["web", "app"]})
     frame.to_csv(tmp_path / "log.csv", index=False)
     frame.to_parquet(tmp_path / "log.parquet")
     for name in ("log.csv", "log.parquet"):
@@ -42,15 +42,15 @@ def test_csv_and_parquet_logs_round_trip_through_the_stored_log(tmp_path) -> Non
 def test_labels_must_be_0_or_1_and_include_a_click(tmp_path) -> None:
     header = "user_id,item_id,category_id,timestamp,label\n"
     with pytest.raises(DataError, match=r"clicks.csv: line 3: label '2' is not 0 or 1"):
-        read_user_log(_write(tmp_path, header + "u,i,c,3,1\nu,i,c,4,2\n"))
+        read_user_log(_write(tmp_path, header + f"u,i,c,{T0},1\nu,i,c,{T0 + 1},2\n"))
     with pytest.raises(DataError, match="clicks.csv: no positive labels"):
-        read_user_log(_write(tmp_path, header + "u,i,c,3,0\nu,j,c,4,0\n"))
+        read_user_log(_write(tmp_path, header + f"u,i,c,{T0},0\nu,j,c,{T0 + 1},0\n"))
 
 
 def test_parquet_errors_name_the_row(tmp_path) -> None:
     path = tmp_path / "log.parquet"
     pd.DataFrame({"user_id": ["u", "v"], "item_id": ["i", "j"], "category_id": ["c", "c"],
-                  "timestamp": ["3", "soon"]}).to_parquet(path)
+                  "timestamp": [str(T0), "soon"]}).to_parquet(path)
     with pytest.raises(DataError, match=r"log.parquet: row 2: timestamp 'soon' is not an integer"):
         read_user_log(path)
     path.write_bytes(b"PAR1 not really")
@@ -79,13 +79,13 @@ def test_missing_column(tmp_path) -> None:
 
 
 def test_non_numeric_timestamp_names_the_line(tmp_path) -> None:
-    text = "user_id,item_id,category_id,timestamp\nu,i,c,3\nu,j,c,yesterday\n"
+    text = f"user_id,item_id,category_id,timestamp\nu,i,c,{T0}\nu,j,c,yesterday\n"
     with pytest.raises(DataError, match=r"clicks.csv: line 3: timestamp 'yesterday' is not an integer"):
         read_user_log(_write(tmp_path, text))
 
 
 def test_empty_id_names_the_line(tmp_path) -> None:
-    text = "user_id,item_id,category_id,timestamp\nu,i,c,3\nu,,c,4\n"
+    text = f"user_id,item_id,category_id,timestamp\nu,i,c,{T0}\nu,,c,{T0 + 1}\n"
     with pytest.raises(DataError, match="line 3: empty item_id"):
         read_user_log(_write(tmp_path, text))
 
@@ -145,14 +145,14 @@ def test_a_labeled_log_with_context_runs_through_every_stage_and_reports_auc_onl
     rng = np.random.default_rng(0)
     n = 6000
     log = pd.DataFrame({"user_id": rng.integers(0, 150, n), "item_id": rng.integers(0, 80, n),
-                        "timestamp": rng.integers(0, 10_000, n), "context": rng.choice(["web", "app"], n)})
+                        "timestamp": T0 + rng.integers(0, 10_000, n), "context": rng.choice(["web", "app"], n)})
     log["category_id"] = log["item_id"] % 7
     log["label"] = (rng.random(n) < np.where(log["context"] == "web", 0.5, 0.2)).astype(int)
     log.to_parquet(tmp_path / "impressions.parquet")
     params = tiny_params()
     params["datasets"]["mine"] = {
         "source": {"kind": "log", "path": str(tmp_path / "impressions.parquet"), "core": {"users": 2, "items": 2}},
-        "protocol": {"min_history": 1, "max_len": 10, "split": {"by": "time", "cutoff": 8000, "valid": 0.2},
+        "protocol": {"min_history": 1, "max_len": 10, "split": {"by": "time", "cutoff": T0 + 8000, "valid": 0.2},
                      "negative_drop": 0.5, "seed": 0},
     }
     params["experiment"].update(datasets=["mine"], n_seeds=1)
@@ -210,6 +210,7 @@ def test_reading_in_chunks_gives_the_log_read_whole(tmp_path) -> None:
     (22, "u,,c,{t}", "line 24: empty item_id"),
     (30, "u,i,c,soon", "line 32: timestamp 'soon' is not an integer"),
     (35, "u,i,c,{t},extra", r"malformed CSV \(Expected 4 fields in line 37, saw 5\); expected one value"),
+    (12, "u,i,c,{t}000", r"line 14: timestamp '\d+000' is not plausible as seconds .* looks like milliseconds"),
 ])
 def test_errors_name_the_right_line_across_chunk_boundaries(tmp_path, chunk_rows: int, row: int, text: str,
                                                              message: str) -> None:
@@ -223,6 +224,38 @@ def test_errors_name_the_right_line_across_chunk_boundaries(tmp_path, chunk_rows
     frame.to_parquet(tmp_path / "log.parquet", row_group_size=chunk_rows)
     with pytest.raises(DataError, match=r"log.parquet: row 31: timestamp 'soon' is not an integer"):
         read_user_log(tmp_path / "log.parquet", chunk_rows=chunk_rows)
+
+
+SECONDS = r"\(expected Unix seconds from 1990-01-01 \(631152000\) to 2100-01-01 \(4102444800\)\)"
+
+
+@pytest.mark.parametrize(("stamp", "message"), [
+    ("1700000000123", rf"is not plausible as seconds {SECONDS}; it looks like milliseconds: divide by 1,000$"),
+    ("1700000000123456", rf"is not plausible as seconds {SECONDS}; it looks like microseconds: divide by 1,000,000$"),
+    ("-1700000000", r"is negative; expected Unix seconds from 1990-01-01"),
+    ("631151999", rf"is not plausible as seconds {SECONDS}$"),  # a second before 1990
+    ("4102444801", rf"is not plausible as seconds {SECONDS}$"),  # a second after 2100 begins
+    ("86400", rf"is not plausible as seconds {SECONDS}$"),  # 1970-01-02, or a day counted from 0
+])
+def test_timestamps_must_be_plausible_unix_seconds(tmp_path, stamp: str, message: str) -> None:
+    from sarn.data.prepare import make_raw
+
+    path = _write(tmp_path, f"user_id,item_id,category_id,timestamp\nu,i,c,{T0}\nu,j,c,{stamp}\n")
+    with pytest.raises(DataError, match=rf"clicks.csv: line 3: timestamp '{stamp}' {message}"):
+        read_user_log(path)
+    with pytest.raises(DataError, match=rf"clicks.csv: line 3: timestamp '{stamp}' {message}"):
+        make_raw("mine", validate(_params_with_log(path)).datasets["mine"], tmp_path / "raw")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clicks.csv"]  # no raw folder, whole or half
+    pd.DataFrame({"user_id": ["u", "v"], "item_id": "i", "category_id": "c",
+                  "timestamp": [T0, int(stamp)]}).to_parquet(tmp_path / "log.parquet")
+    with pytest.raises(DataError, match=rf"log.parquet: row 2: timestamp '{stamp}' {message}"):
+        read_user_log(tmp_path / "log.parquet")
+
+
+def test_the_first_and_last_plausible_seconds_are_accepted(tmp_path) -> None:
+    frame, _ = read_user_log(_write(tmp_path, "user_id,item_id,category_id,timestamp\nu,i,c,631152000\n"
+                                              "u,j,c,4102444800\n"))
+    assert frame["timestamp"].tolist() == [631_152_000, 4_102_444_800]
 
 
 def test_exact_duplicates_go_and_rows_differing_in_any_column_stay(tmp_path) -> None:

@@ -30,6 +30,7 @@ COLUMNS = ("user_id", "item_id", "category_id", "timestamp")
 OPTIONAL = ("label", "context")
 ID_COLUMNS = ("user_id", "item_id", "category_id", "context")
 LOG_FILE = "clicks.npz"
+SECONDS = (631_152_000, 4_102_444_800)  # 1990-01-01 and 2100-01-01: a log's times lie between, as Unix seconds
 CHUNK_ROWS = 200_000  # rows of a user's log parsed at a time: the parser holds several times their text
 
 
@@ -175,8 +176,10 @@ def read_user_log(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> tuple[pd.Da
     encoded at once, so that memory holds the rows as integers and each chunk's distinct
     ids as Arrow strings, never the whole text (a Python dict of the ids would cost more
     than 100 bytes an id). Errors name the file and the line (CSV: 1-based with the
-    header as line 1; parquet: the 1-based row). Exact duplicates go because a click read
-    twice would be its own last history item.
+    header as line 1; parquet: the 1-based row). Timestamps must be Unix seconds between
+    1990 and 2100: milliseconds sort the same, so they would pass unnoticed and put
+    ATRank's time gaps and a time split's cutoff off by a factor of 1000. Exact duplicates
+    go because a click read twice would be its own last history item.
     """
     path = Path(path)
     if not path.is_file():
@@ -210,6 +213,12 @@ def read_user_log(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> tuple[pd.Da
                 row = int(np.flatnonzero(bad)[0])
                 what = "an integer number of seconds" if allowed is None else "0 or 1"
                 raise DataError(f"{path}: {where(rows + row)}: {column} {text[column].iloc[row]!r} is not {what}")
+            if allowed is None:
+                implausible = np.flatnonzero(((numbers < SECONDS[0]) | (numbers > SECONDS[1])).to_numpy())
+                if implausible.size:
+                    row = int(implausible[0])
+                    raise DataError(f"{path}: {where(rows + row)}: timestamp {text[column].iloc[row]!r} "
+                                    f"{_implausible(numbers.iloc[row])}")
             parts[column].append(numbers.to_numpy(dtype=np.int64 if allowed is None else np.int8))
         for column in [c for c in parts if c in ID_COLUMNS]:
             ids = pa.array(text[column], type=pa.large_string())  # pandas may hold it in pieces: join them,
@@ -251,6 +260,17 @@ def _repeated(columns: LogColumns) -> np.ndarray:
     repeated = np.zeros(order.size, dtype=bool)
     repeated[order[1:][same]] = True
     return repeated
+
+
+def _implausible(stamp: float) -> str:
+    """Why ``stamp`` is refused as Unix seconds, and the unit it looks like if one fits."""
+    expected = f"expected Unix seconds from 1990-01-01 ({SECONDS[0]}) to 2100-01-01 ({SECONDS[1]})"
+    if stamp < 0:
+        return f"is negative; {expected}"
+    for unit, per_second in (("milliseconds", 10**3), ("microseconds", 10**6), ("nanoseconds", 10**9)):
+        if SECONDS[0] <= stamp / per_second <= SECONDS[1]:
+            return f"is not plausible as seconds ({expected}); it looks like {unit}: divide by {per_second:,}"
+    return f"is not plausible as seconds ({expected})"
 
 
 def _unified(chunks: list[pa.DictionaryArray]) -> pd.Categorical:
