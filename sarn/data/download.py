@@ -7,7 +7,7 @@ page served in its place) and its SHA-256 matches the known one; a file without 
 one (params.yaml's ``sha256: null``) must pass the caller's verifier instead (the format's
 parser reads it whole; this module knows no format), and only then is its SHA-256
 recorded in ``data/download/SHA256SUMS`` (``sha256sum -c`` format), which holds every later
-run to it. A URL whose content fails is deleted and the next URL tried. A file placed in
+run to it. A transfer whose content fails is deleted and the next URL tried. A file placed in
 the folder by hand (for instance on a machine without network) is checked the same way
 and used as it is.
 """
