@@ -1,5 +1,6 @@
 """A local HTTP server on 127.0.0.1 for download tests: serves bytes from memory, honours
-Range requests (or not), and can drop the connection halfway through a transfer."""
+Range requests (or not), and can drop the connection halfway through a transfer, with or
+without having announced the length (without, a cut transfer looks complete)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ class Served:
     ranges: bool = True  # honour Range requests with 206
     drop_after: int | None = None  # close the connection after this many body bytes ...
     drops: int = 0  # ... for this many requests
+    length: bool = True  # send Content-Length
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
 
 
@@ -44,7 +46,8 @@ def _handler(served: Served) -> type[BaseHTTPRequestHandler]:
             else:
                 self.send_response(200)
             part = body[start:]
-            self.send_header("Content-Length", str(len(part)))
+            if served.length:
+                self.send_header("Content-Length", str(len(part)))
             self.end_headers()
             if served.drops > 0 and served.drop_after is not None:
                 served.drops -= 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import json
 import zipfile
 from collections import Counter
@@ -239,7 +240,8 @@ def test_a_log_entry_pointing_at_a_missing_file(tmp_path) -> None:
 def test_real_rows_served_over_http_survive_a_dropped_connection(tmp_path) -> None:
     import hashlib
 
-    from sarn.data.download import fetch
+    from sarn.data.amazon import verify_reviews
+    from sarn.data.download import DownloadError, fetch
     from sarn.params import RemoteFileSpec
 
     body = (FIXTURES / "amazon" / "reviews_Electronics_5.head290.json.gz").read_bytes()
@@ -249,14 +251,70 @@ def test_real_rows_served_over_http_survive_a_dropped_connection(tmp_path) -> No
         spec = RemoteFileSpec(file="reviews.json.gz", urls=[f"{url}/reviews.json.gz"],
                               sha256=hashlib.sha256(body).hexdigest())
         path, _ = fetch(spec, "datasets.e.source.reviews", tmp_path, backoff=0.0)
-        # A server that sends a cut file as if it were whole: the bytes arrive and are
-        # recorded, and the parser then says what happened.
+        # A server that sends a cut file as if it were whole, for a file without a known
+        # checksum: the bytes arrive, the verifier finds no gzip end marker, nothing is kept.
         cut_spec = RemoteFileSpec(file="cut.json.gz", urls=[f"{url}/cut.json.gz"], sha256=None)
-        cut_path, _ = fetch(cut_spec, "datasets.e.source.meta", tmp_path, backoff=0.0)
+        with pytest.raises(DownloadError, match=r"cut.json.gz.part: the file ends before its gzip end marker "
+                                                r"\(after line 290\): a download cut short; deleted"):
+            fetch(cut_spec, "datasets.e.source.meta", tmp_path, backoff=0.0, verify=verify_reviews)
     assert served.requests[1][1] is not None  # the second request resumed with a Range
     assert len(read_reviews(path)) == 290
-    with pytest.raises(DataError, match="a download cut short"):
-        read_reviews(cut_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reviews.json.gz"]  # no cut file, no SHA256SUMS
+
+
+def _zip(rows: str, method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", method) as zf:
+        zf.writestr("UserBehavior.csv", rows)
+    return buffer.getvalue()
+
+
+ROWS = "".join(f"{u},{u % 7},{u % 3},pv,{WINDOW[0] + u}\n" for u in range(3000))
+_GOOD = _zip(ROWS)
+_STORED = _zip(ROWS, zipfile.ZIP_STORED)
+_DAMAGED = _STORED.replace(b"2999,3,2,pv", b"2999,3,2,PV")  # the last row: past the rows parsed first
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (_GOOD[:-200], "not a complete zip archive"),
+    (_DAMAGED, "damaged zip member UserBehavior.csv"),
+    (_zip("user_id,item_id,category_id,behavior_type,timestamp\n" + ROWS),
+     "line 1: user_id, item_id, category_id and timestamp must be integers"),
+    (_zip("1,2,3,pv\n" * 10), "line 1: 4 fields, expected 5"),
+], ids=["cut-short", "crc-mismatch", "a-header-line", "four-columns"])
+def test_a_bad_taobao_archive_is_never_recorded(tmp_path, body: bytes, reason: str) -> None:
+    from sarn.data.download import DownloadError
+    from sarn.data.prepare import download
+
+    def spec(url: str) -> DatasetSpec:
+        return _dataset({"kind": "taobao", "behaviors": ["pv"], "window": WINDOW, "core": {"users": 1, "items": 1},
+                         "archive": {"file": "UserBehavior.csv.zip", "urls": [url], "sha256": None}})
+
+    assert _DAMAGED != _STORED
+    with serve(Served({"a.zip": body, "b.zip": _GOOD})) as url:
+        with pytest.raises(DownloadError, match=f"{url}/a.zip: .*{reason}"):
+            download("taobao", spec(f"{url}/a.zip"), tmp_path)
+        assert sorted(p.name for p in tmp_path.iterdir()) == []
+        download("taobao", spec(f"{url}/b.zip"), tmp_path)
+    assert (tmp_path / "UserBehavior.csv.zip").read_bytes() == _GOOD
+    assert (tmp_path / "SHA256SUMS").read_text().endswith("  UserBehavior.csv.zip\n")
+
+
+def test_amazon_metadata_that_is_not_python_literals_is_never_recorded(tmp_path) -> None:
+    from sarn.data.download import DownloadError
+    from sarn.data.prepare import download
+
+    reviews = _gzip(tmp_path / "r.json.gz", [_review("U1", "A1", 1_300_000_000)]).read_bytes()
+    meta = _gzip(tmp_path / "m.json.gz", ['{"asin": "A1", "categories": [["E"]], "imUrl": null}']).read_bytes()
+    downloads = tmp_path / "download"
+    with serve(Served({"r.json.gz": reviews, "m.json.gz": meta})) as url:
+        spec = _dataset({"kind": "amazon", "core": {"users": 1, "items": 1},
+                         "reviews": {"file": "r.json.gz", "urls": [f"{url}/r.json.gz"], "sha256": None},
+                         "meta": {"file": "m.json.gz", "urls": [f"{url}/m.json.gz"], "sha256": None}})
+        with pytest.raises(DownloadError, match=r"m.json.gz.part: line 1: not a Python dict literal"):
+            download("shop", spec, downloads)
+    assert sorted(p.name for p in downloads.iterdir()) == ["SHA256SUMS", "r.json.gz"]
+    assert "m.json.gz" not in (downloads / "SHA256SUMS").read_text()
 
 
 def test_the_raw_command_takes_its_download_folder(tmp_path, monkeypatch) -> None:

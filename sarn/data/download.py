@@ -1,14 +1,15 @@
-"""Fetch the paper's published files into ``data/download/``, verified by SHA-256.
+"""Fetch the paper's published files into ``data/download/``, checked before they are trusted.
 
-pooch does the verified, atomic part (a temporary name, the hash check, then the
-rename); the downloader below adds what pooch lacks: retries that resume an interrupted
-transfer with an HTTP Range request (the partial bytes live in ``<file>.part``, a name
-that never looks complete), and a progress bar. A file already in the folder (placed by
-hand, for instance on a machine without network) is verified and used as it is.
-
-Checksums: a known one comes from params.yaml; for a file without one, the first
-download records its SHA-256 in ``data/download/SHA256SUMS`` (``sha256sum -c`` format)
-and every later run is held to it.
+A transfer goes to ``<file>.part``, a name that never looks complete; it is retried, and
+an interrupted one resumes with an HTTP Range request. Only once its content passes is it
+renamed to its own name. Content passes when it is not an HTML page (a login or error
+page served in its place) and its SHA-256 matches the known one; a file without a known
+one (params.yaml's ``sha256: null``) must pass the caller's verifier instead (the format's
+parser reads it whole; this module knows no format), and only then is its SHA-256
+recorded in ``data/download/SHA256SUMS`` (``sha256sum -c`` format), which holds every later
+run to it. A transfer whose content fails is deleted and the next URL tried. A file placed in
+the folder by hand (for instance on a machine without network) is checked the same way
+and used as it is.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import hashlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
-import pooch
 import requests
 from tqdm import tqdm
 
@@ -33,10 +35,21 @@ DOWNLOAD_DIR = Path("data") / "download"
 LOCK_FILE = "SHA256SUMS"
 _CHUNK = 1 << 14  # bytes a network read: a dropped connection loses at most this much of what it delivered
 _HASH_BLOCK = 1 << 20
+_HTML = (b"<!doctype html", b"<html")
+
+# Raises DataError when the file at the path is not a whole, well-formed file of its format.
+Verifier = Callable[[Path], None]
 
 
 class DownloadError(DataError):
     """No URL of a file could be fetched."""
+
+
+class Recorded(NamedTuple):
+    """A SHA-256 recorded in SHA256SUMS, and its line there (named in messages)."""
+
+    digest: str
+    line: int
 
 
 def sha256_of(path: Path) -> str:
@@ -47,8 +60,8 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_lock(folder: Path) -> dict[str, str]:
-    """File name → recorded SHA-256, from ``folder/SHA256SUMS``."""
+def read_lock(folder: Path) -> dict[str, Recorded]:
+    """File name → recorded SHA-256 and line, from ``folder/SHA256SUMS``."""
     path = folder / LOCK_FILE
     if not path.is_file():
         return {}
@@ -57,29 +70,28 @@ def read_lock(folder: Path) -> dict[str, str]:
         digest, _, name = line.partition("  ")
         if len(digest) != 64 or not name:
             raise DataError(f"{path}: line {number}: expected '<sha256>  <file name>', got {line!r}")
-        recorded[name] = digest
+        recorded[name] = Recorded(digest, number)
     return recorded
 
 
 def _record(folder: Path, name: str, digest: str) -> None:
-    recorded = read_lock(folder) | {name: digest}
+    recorded = {n: r.digest for n, r in read_lock(folder).items()} | {name: digest}
     write_text(folder / LOCK_FILE, "".join(f"{d}  {n}\n" for n, d in sorted(recorded.items())))
 
 
 class ResumingDownloader:
-    """A pooch downloader that retries and resumes where the server honours Range."""
+    """Transfers a URL into ``part``, retrying, and resuming where the server honours Range."""
 
     def __init__(self, part: Path, retries: int, timeout: float, backoff: float) -> None:
         self.part, self.retries, self.timeout, self.backoff = part, retries, timeout, backoff
         self.responded = False  # whether the current attempt got an HTTP answer
 
-    def __call__(self, url: str, output_file: str, pooch_obj: object, check_only: bool = False) -> None:
+    def __call__(self, url: str) -> None:
         errors, unreachable = [], 0
         for attempt in range(self.retries + 1):
             self.responded = False
             try:
                 self._transfer(url)
-                os.replace(self.part, output_file)
                 return
             except requests.HTTPError as err:
                 if err.response is not None and err.response.status_code < 500:
@@ -125,56 +137,106 @@ class _ShortRead(Exception):
     pass
 
 
-def fetch(spec: RemoteFileSpec, key: str, folder: Path = DOWNLOAD_DIR, *, retries: int = 5,
-          timeout: float = 60.0, backoff: float = 2.0) -> tuple[Path, str]:
-    """The verified local copy of ``spec`` and its SHA-256; ``key`` is its params path,
-    named in messages."""
+class _Rejected(Exception):
+    """A file's content is not the published file's."""
+
+
+class _Mismatch(_Rejected):
+    """A file's SHA-256 is not the expected one."""
+
+
+class _Expected(NamedTuple):
+    """The SHA-256 a file must have (None: unknown, then recorded), where it comes from and
+    how a publisher's new version is accepted (both named in messages)."""
+
+    digest: str | None
+    origin: str
+    accept: str
+
+
+def _expected(spec: RemoteFileSpec, key: str, folder: Path) -> _Expected:
+    if spec.sha256:
+        return _Expected(spec.sha256, f"{key}.sha256", f"set {key}.sha256 to the new value")
+    recorded, lock = read_lock(folder).get(spec.file), folder / LOCK_FILE
+    if recorded is None:
+        return _Expected(None, "", "")
+    return _Expected(recorded.digest, f"{lock}, line {recorded.line}, recorded at its first download",
+                     f"delete line {recorded.line} of {lock}: the file is then verified and recorded anew")
+
+
+def _checked(path: Path, expected: _Expected, verify: Verifier | None) -> str:
+    """The SHA-256 of ``path`` once its content passes; raises _Rejected saying why not."""
+    with path.open("rb") as handle:
+        head = handle.read(256).lstrip().lower()
+    if head.startswith(_HTML):
+        raise _Rejected("an HTML page, not the file (a login or error page?)")
+    actual = sha256_of(path)
+    if expected.digest and actual != expected.digest:
+        raise _Mismatch(f"SHA-256 {actual} does not match {expected.digest} (from {expected.origin})")
+    if not expected.digest and verify is not None:
+        try:
+            verify(path)
+        except DataError as err:
+            raise _Rejected(str(err)) from None
+    return actual
+
+
+def fetch(spec: RemoteFileSpec, key: str, folder: Path = DOWNLOAD_DIR, *, verify: Verifier | None = None,
+          retries: int = 5, timeout: float = 60.0, backoff: float = 2.0) -> tuple[Path, str]:
+    """The checked local copy of ``spec`` and its SHA-256; ``key`` is its params path,
+    named in messages. ``verify`` checks a file without a known SHA-256 before that is
+    recorded: a first download that is cut short or not the format is never pinned."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / spec.file
-    recorded = read_lock(folder).get(spec.file)
-    expected = spec.sha256 or recorded
-    origin = f"{key}.sha256" if spec.sha256 else f"{folder / LOCK_FILE}"
+    expected = _expected(spec, key, folder)
+    failures = []
     if target.exists():
-        actual = sha256_of(target)
-        if expected and actual != expected:
-            raise DataError(
-                f"{target}: SHA-256 {actual} does not match {expected} (from {origin}). The file is "
-                "damaged or not the published one: delete it to download it again. If the publisher "
-                f"really changed it, set {key}.sha256 to the new value (or remove its line from "
-                f"{folder / LOCK_FILE})."
-            )
-        log.info("%s: present and verified (sha256 %s)", target, actual)
-    else:
-        _download(spec, key, folder, expected, retries, timeout, backoff)
-        actual = sha256_of(target)
-    if not expected:
+        try:
+            actual = _checked(target, expected, verify)
+        except _Rejected as err:
+            if expected.digest:  # maybe the publisher's new version: the user decides
+                raise DataError(f"{target}: {err}. The file is damaged or not the published one: delete it "
+                                f"to download it again. If the publisher really changed it, "
+                                f"{expected.accept}.") from None
+            target.unlink()  # unusable (placed by hand?): download it instead
+            failures.append(f"{target} (already in the folder, not recorded): {err}; deleted")
+            log.warning("%s", failures[-1])
+        else:
+            log.info("%s: present and verified (sha256 %s)", target, actual)
+    if not target.exists():
+        actual = _download(spec, key, target, expected, verify, failures,
+                           ResumingDownloader(folder / f"{spec.file}.part", retries, timeout, backoff))
+    if not expected.digest:
         _record(folder, spec.file, actual)
         log.info("%s: no published checksum; recorded %s in %s", target, actual, folder / LOCK_FILE)
     return target, actual
 
 
-def _download(spec: RemoteFileSpec, key: str, folder: Path, expected: str | None, retries: int,
-              timeout: float, backoff: float) -> None:
-    part = folder / f"{spec.file}.part"
-    downloader = ResumingDownloader(part, retries, timeout, backoff)
-    failures = []
+def _download(spec: RemoteFileSpec, key: str, target: Path, expected: _Expected, verify: Verifier | None,
+              failures: list[str], downloader: ResumingDownloader) -> str:
+    """Try each URL in turn until one's content passes: its file is renamed to ``target``;
+    returns its SHA-256. ``failures`` holds what failed before, for the message."""
+    part = downloader.part
+    mismatched = False
     for url in spec.urls:
         log.info("downloading %s from %s", spec.file, url)
         try:
-            pooch.retrieve(url, known_hash=f"sha256:{expected}" if expected else None, fname=spec.file,
-                           path=folder, downloader=downloader)
-            return
-        except ValueError as err:  # pooch: the hash does not match
-            part.unlink(missing_ok=True)
-            raise DataError(
-                f"{url}: the downloaded {spec.file} does not match its SHA-256 {expected} ({err}). "
-                f"Nothing was kept. If the publisher changed the file, set {key}.sha256 to the new value."
-            ) from None
+            downloader(url)
+            actual = _checked(part, expected, verify)
         except requests.RequestException as err:
             failures.append(f"{url}: {err}")
+        except _Rejected as err:
+            part.unlink()
+            mismatched |= isinstance(err, _Mismatch)
+            failures.append(f"{url}: {err}; deleted")
+            log.warning("%s", failures[-1])
+        else:
+            os.replace(part, target)
+            return actual
     raise DownloadError(
         f"could not download {spec.file} ({key}):\n  " + "\n  ".join(failures) + "\n"
-        f"If this machine is offline or the URLs are gone, fetch the file elsewhere and place it at "
-        f"{folder / spec.file}; the stage verifies it and uses it without the network"
+        + (f"If the publisher changed the file, {expected.accept}.\n" if mismatched else "")
+        + f"If this machine is offline or the URLs are gone, fetch the file elsewhere and place it at "
+        f"{target}; the stage verifies it and uses it without the network"
         + (f" (the partial {part.name} is kept and resumed next time)." if part.exists() else ".")
     )

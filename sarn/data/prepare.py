@@ -18,13 +18,13 @@ import numpy as np
 import pandas as pd
 
 from sarn.atomic import atomic_dir, write_json
-from sarn.data.amazon import read_amazon
+from sarn.data.amazon import read_amazon, verify_meta, verify_reviews
 from sarn.data.arrays import load_arrays, save_arrays
 from sarn.data.download import DOWNLOAD_DIR, fetch, sha256_of
 from sarn.data.raw import LOG_FILE, columns_of, counts, k_core, read_log, read_user_log, write_log
 from sarn.data.samples import SPLITS, build_samples
 from sarn.data.synthetic import generate_clicks
-from sarn.data.taobao import read_taobao
+from sarn.data.taobao import read_taobao, verify_archive
 from sarn.errors import DataError
 from sarn.params import AmazonSource, DatasetSpec, LogSource, SyntheticSource, TaobaoSource
 
@@ -40,9 +40,13 @@ def download(name: str, spec: DatasetSpec, downloads: Path = DOWNLOAD_DIR) -> di
     user's own log): params key under ``source`` → (local path, SHA-256). The raw stage
     calls this first; on its own it fetches ahead, e.g. on a cluster's login node."""
     source = spec.source
-    files = {"reviews": source.reviews, "meta": source.meta} if isinstance(source, AmazonSource) else (
-        {"archive": source.archive} if isinstance(source, TaobaoSource) else {})
-    return {key: fetch(remote, f"datasets.{name}.source.{key}", downloads) for key, remote in files.items()}
+    files = {}  # params key → (the file, what a new download of it must parse as)
+    if isinstance(source, AmazonSource):
+        files = {"reviews": (source.reviews, verify_reviews), "meta": (source.meta, verify_meta)}
+    elif isinstance(source, TaobaoSource):
+        files = {"archive": (source.archive, verify_archive)}
+    return {key: fetch(remote, f"datasets.{name}.source.{key}", downloads, verify=verify)
+            for key, (remote, verify) in files.items()}
 
 
 def _read_source(name: str, spec: DatasetSpec, downloads: Path) -> tuple[pd.DataFrame, dict]:
@@ -65,7 +69,8 @@ def _read_source(name: str, spec: DatasetSpec, downloads: Path) -> tuple[pd.Data
         if not path.is_file():
             raise DataError(f"datasets.{name}.source.path: {path} does not exist "
                             "(expected a CSV or parquet click log)")
-        return read_user_log(path), {"kind": "log", "files": {str(path): sha256_of(path)}}
+        frame, counted = read_user_log(path)
+        return frame, {"kind": "log", "files": {str(path): sha256_of(path)}} | counted
     raise AssertionError(f"unhandled source {source!r}")  # pragma: no cover - the schema is closed
 
 

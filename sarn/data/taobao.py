@@ -4,13 +4,16 @@ No header; columns user_id, item_id, category_id, behavior_type, timestamp; beha
 is pv (a click), buy, cart or fav. The file (100 million rows, 3.5 GB unzipped) is read
 in chunks straight from the zip; each chunk is reduced at once to the kept behaviours
 and time window, as 32-bit ids and 64-bit timestamps, so memory holds the kept rows as
-integers only (about 20 bytes a row), never the text.
+integers only (about 20 bytes a row), never the text. :func:`verify_archive` checks a
+new download before its checksum is recorded.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +29,21 @@ NAMES = ("user_id", "item_id", "category_id", "behavior_type", "timestamp")
 BEHAVIORS = ("pv", "buy", "cart", "fav")
 CHUNK_ROWS = 500_000  # rows parsed at a time: the parser holds several times their text
 _ID_LIMIT = np.iinfo(np.int32).max
+VERIFIED_ROWS = 1000  # first rows of a new download that must parse (the rest is read for integrity)
+
+
+def _zipped(path: Path) -> bool:
+    """Whether ``path`` is a zip: by its name, or by its first bytes (a download being
+    verified is still named ``<file>.part``)."""
+    with path.open("rb") as handle:
+        return path.suffix.lower() == ".zip" or handle.read(4) == b"PK\x03\x04"
+
+
+def _archive(path: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise DataError(f"{path}: not a complete zip archive (a download cut short?)") from None
 
 
 @contextmanager
@@ -33,18 +51,11 @@ def _open_text(path: Path) -> Iterator[IO[bytes]]:
     """The CSV bytes of ``path``: the single .csv member of a zip, or a plain CSV file."""
     if not path.is_file():
         raise DataError(f"{path}: not found")
-    if path.suffix.lower() != ".zip":
+    if not _zipped(path):
         with path.open("rb") as handle:
             yield handle
         return
-    try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        raise DataError(
-            f"{path}: not a complete zip archive (a download cut short?). Delete it and run the stage "
-            "again, or place the file from the official page by hand."
-        ) from None
-    with archive:
+    with _archive(path) as archive:
         members = [m for m in archive.namelist() if m.lower().endswith(".csv")]
         if len(members) != 1:
             raise DataError(f"{path}: expected exactly one .csv member, found {members or 'none'}")
@@ -52,12 +63,13 @@ def _open_text(path: Path) -> Iterator[IO[bytes]]:
             yield handle
 
 
-def _first_bad_line(path: Path, start: int) -> str:
-    """Describe the first malformed line at or after line ``start`` (1-based)."""
+def _bad_line(path: Path, start: int = 1, stop: int | None = None) -> str | None:
+    """Describe the first malformed line among lines ``start`` to ``stop`` (1-based,
+    inclusive; None: to the end), or a range without any line; None if all are well formed."""
+    number = start - 1
     with _open_text(path) as handle:
-        for number, raw in enumerate(io.TextIOWrapper(handle, encoding="utf-8", errors="replace"), start=1):
-            if number < start:
-                continue
+        lines = io.TextIOWrapper(handle, encoding="utf-8", errors="replace")
+        for number, raw in enumerate(itertools.islice(lines, start - 1, stop), start=start):
             fields = raw.rstrip("\r\n").split(",")
             problem = None
             if len(fields) != len(NAMES):
@@ -68,7 +80,23 @@ def _first_bad_line(path: Path, start: int) -> str:
                 problem = f"behavior_type {fields[3]!r} is not one of {', '.join(BEHAVIORS)}"
             if problem:
                 return f"{path}: line {number}: {problem} (got {raw.strip()[:80]!r})"
-    return f"{path}: malformed CSV after line {start}"
+    return None if number >= start else f"{path}: no rows from line {start} on (expected {','.join(NAMES)})"
+
+
+def verify_archive(path: Path) -> None:
+    """Refuse an archive that is not a whole zip (``testzip`` reads every member and checks
+    its CRC) or whose first rows are not UserBehavior rows."""
+    problem = _bad_line(path, stop=VERIFIED_ROWS)
+    if problem:
+        raise DataError(problem)
+    if _zipped(path):
+        with _archive(path) as archive:
+            try:
+                damaged = archive.testzip()
+            except (zipfile.BadZipFile, zlib.error, EOFError) as err:
+                damaged = f"({err})"
+        if damaged:
+            raise DataError(f"{path}: damaged zip member {damaged} (a download cut short or corrupted)")
 
 
 def read_taobao(path: Path, behaviors: list[str], window: list[int],
@@ -88,10 +116,10 @@ def read_taobao(path: Path, behaviors: list[str], window: list[int],
             except StopIteration:
                 break
             except (ValueError, pd.errors.ParserError):
-                raise DataError(_first_bad_line(path, seen + 1)) from None
-            unknown = set(chunk["behavior_type"].cat.categories) - set(BEHAVIORS)
-            if unknown or chunk.isna().to_numpy().any():
-                raise DataError(_first_bad_line(path, seen + 1))
+                chunk = None  # a field the parser could not convert: described below
+            if (chunk is None or set(chunk["behavior_type"].cat.categories) - set(BEHAVIORS)
+                    or chunk.isna().to_numpy().any()):
+                raise DataError(_bad_line(path, seen + 1) or f"{path}: malformed CSV after line {seen}")
             seen += len(chunk)
             stamp = chunk["timestamp"].to_numpy()
             kind = chunk["behavior_type"].isin(behaviors).to_numpy()
