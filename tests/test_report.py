@@ -11,7 +11,8 @@ from scipy import stats
 
 from sarn.errors import DataError
 from sarn.params import SweepSpec
-from sarn.report import aggregate, aggregate_sweep, table1_display, table2_display, table3_display
+from sarn.report.aggregate import aggregate, aggregate_sweep
+from sarn.report.display import table1_display, table2_display, table3_display
 
 
 def _write_runs(root, dataset, model, aucs, sub=None, testsel=0.01, last=-0.02, selection="validation"):
@@ -56,7 +57,8 @@ def test_table2_statistics_test_and_paper_numbers(tmp_path) -> None:
 
 def test_protocol_effects_compare_each_choice_with_the_baseline_under_its_own_rule(tmp_path, params_dict) -> None:
     from sarn.params import validate
-    from sarn.report import aggregate_effects, effects_display
+    from sarn.report.aggregate import aggregate_effects
+    from sarn.report.display import effects_display
 
     params_dict["protocol_effects"].update(datasets=["default"], models=["din"], n_seeds=2, choices={
         "frozen_batchnorm": {"architecture": {"batchnorm": "frozen"}},

@@ -1,0 +1,181 @@
+"""Per-seed results (``runs.csv``) → Table II, Table III and the protocol-effects table."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from sarn.atomic import atomic_path, write_json
+from sarn.errors import DataError
+from sarn.report import paper
+from sarn.train.metrics import METRICS
+
+log = logging.getLogger(__name__)
+
+REFERENCE_MODEL = "sarn"  # the paper's model; every other row is tested against it
+_STATS = ("mean", "std")
+# Today's columns first, then: the metrics at each seed's best *test* AUC (the reference code's
+# selection, reported only to show how much it adds), and the LogLoss on the scale the paper's
+# code reports it (the mean over the one-hot (B, 2) matrix: 0.5 · BCE).
+TABLE2_COLUMNS = ["dataset", "model", "n_runs"] + [
+    f"{m}_{s}" for m in METRICS for s in _STATS
+] + ["best_epoch_mean", "auc_p_vs_sarn", "paper_auc", "paper_logloss", "auc_minus_paper"] + [
+    f"{m}_testsel_{s}" for m in METRICS for s in _STATS
+] + ["logloss_paper_scale_mean", "logloss_paper_scale_std"]
+
+TABLE3_COLUMNS = ["dataset", "model", "max_len", "n_runs", "auc_mean", "auc_std",
+                  "logloss_mean", "logloss_std", "gauc_mean", "gauc_std", "paper_auc"]
+
+
+def _read_runs(path: Path, hint: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"{path}: not found ({hint})")
+    return pd.read_csv(path)
+
+
+def _mean_std(values: pd.Series) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation over seeds (std 0 for one run); None where the
+    metric is not reported (a log with labels: AUC only)."""
+    values = values.astype(float)
+    if values.isna().all():
+        return None, None
+    return float(values.mean()), (float(values.std(ddof=1)) if len(values) > 1 else 0.0)
+
+
+def _metric_summary(runs: pd.DataFrame, column: str = "test_{metric}", name: str = "{metric}") -> dict:
+    """Mean and std over seeds of each test metric of runs.csv (``column`` names its columns)."""
+    row: dict = {"n_runs": len(runs)}
+    for metric in METRICS:
+        mean, std = _mean_std(runs[column.format(metric=metric)])
+        row[f"{name.format(metric=metric)}_mean"], row[f"{name.format(metric=metric)}_std"] = mean, std
+    return row
+
+
+def welch_p_value(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Two-sided Welch t-test p-value of equal means; None where it is undefined."""
+    if len(a) < 2 or len(b) < 2 or (np.var(a) == 0 and np.var(b) == 0):
+        return None
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def _summarise(dataset: str, model: str, runs: pd.DataFrame, reference: pd.DataFrame | None) -> dict:
+    row: dict = {"dataset": dataset, "model": model, **_metric_summary(runs)}
+    row["best_epoch_mean"] = float(runs["best_epoch"].mean())
+    row["auc_p_vs_sarn"] = (
+        welch_p_value(runs["test_auc"].to_numpy(float), reference["test_auc"].to_numpy(float))
+        if reference is not None and model != REFERENCE_MODEL else None
+    )
+    paper_auc, paper_logloss = paper.table2().get((dataset, model), (None, None))
+    row["paper_auc"], row["paper_logloss"] = paper_auc, paper_logloss
+    row["auc_minus_paper"] = row["auc_mean"] - paper_auc if paper_auc is not None else None
+    row |= {k: v for k, v in _metric_summary(runs, "testsel_test_{metric}", "{metric}_testsel").items()
+            if k != "n_runs"}
+    half = None if row["logloss_mean"] is None else (0.5 * row["logloss_mean"], 0.5 * row["logloss_std"])
+    row["logloss_paper_scale_mean"], row["logloss_paper_scale_std"] = half or (None, None)
+    return row
+
+
+def aggregate(datasets: list[str], models: list[str], results_root: Path,
+              table_path: Path, metrics_path: Path) -> pd.DataFrame:
+    """Write Table II (mean and std over seeds) and the aggregate metrics file."""
+    rows = []
+    for dataset in datasets:
+        runs = {
+            model: _read_runs(results_root / dataset / model / "runs.csv", f"train {model} on {dataset} first")
+            for model in models
+        }
+        reference = runs.get(REFERENCE_MODEL)
+        rows += [_summarise(dataset, model, frame, reference) for model, frame in runs.items()]
+    table = pd.DataFrame(rows, columns=TABLE2_COLUMNS)
+    with atomic_path(table_path) as tmp:
+        table.to_csv(tmp, index=False, lineterminator="\n")
+    metrics: dict = {}
+    for row in rows:
+        metrics.setdefault(row["dataset"], {})[row["model"]] = {
+            k: v for k, v in row.items() if k not in ("dataset", "model") and v is not None
+        }
+    write_json(metrics_path, metrics)
+    log.info("aggregate: %d (dataset, model) rows written to %s", len(rows), table_path)
+    return table
+
+
+def aggregate_sweep(sweep, results_root: Path, table_path: Path) -> pd.DataFrame:
+    """Write Table III: one row per (dataset, model, maximum length)."""
+    rows = []
+    for dataset in sweep.datasets:
+        for model in sweep.models:
+            for length in sweep.lengths:
+                path = results_root / dataset / model / f"len{length}" / "runs.csv"
+                runs = _read_runs(path, f"run the sweep of {model} on {dataset} at length {length}")
+                paper_auc = paper.table3().get((dataset, model), {}).get(length)
+                rows.append({"dataset": dataset, "model": model, "max_len": length,
+                             **_metric_summary(runs), "paper_auc": paper_auc})
+    table = pd.DataFrame(rows, columns=TABLE3_COLUMNS)
+    with atomic_path(table_path) as tmp:
+        table.to_csv(tmp, index=False, lineterminator="\n")
+    log.info("table3: %d rows written to %s", len(rows), table_path)
+    return table
+
+
+# The reference code's choices the protocol-effects table measures beside those configured in
+# params.yaml (protocol_effects.choices): this one needs no run of its own.
+TEST_SELECTION = "test_set_selection"
+EFFECTS_COLUMNS = ["dataset", "model", "choice", "changes", "n_runs", "selection", "auc_mean", "auc_std",
+                   "baseline_auc_mean", "baseline_auc_std", "auc_difference", "auc_p"]
+
+
+def _describe(override: dict) -> str:
+    """``training.lr_schedule={kind: per_epoch, factor: 0.5}; ...``: what a choice changes, as
+    params.yaml would write it."""
+    def flow(value: object) -> str:
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{k}: {flow(v)}" for k, v in value.items()) + "}"
+        return str(value)
+
+    return "; ".join(f"{section}.{key}={flow(value)}" for section, values in override.items()
+                     for key, value in values.items())
+
+
+def _effect(dataset: str, model: str, choice: str, changes: str, runs: pd.Series, baseline: pd.Series,
+            selection: str) -> dict:
+    mean, std = _mean_std(runs)
+    base_mean, base_std = _mean_std(baseline)
+    return {"dataset": dataset, "model": model, "choice": choice, "changes": changes, "n_runs": len(runs),
+            "selection": selection, "auc_mean": mean, "auc_std": std, "baseline_auc_mean": base_mean,
+            "baseline_auc_std": base_std, "auc_difference": mean - base_mean,
+            "auc_p": welch_p_value(runs.to_numpy(float), baseline.to_numpy(float))}
+
+
+def aggregate_effects(params, results_root: Path, baseline_root: Path, table_path: Path) -> pd.DataFrame:
+    """Write the protocol-effects table: for every measured (dataset, model), the test AUC with
+    each reference-code choice against Table II's run of the same seeds (the baseline).
+
+    Each choice is compared under its own selection rule: a run without a validation set
+    reports its last evaluation, and so its baseline is Table II's last evaluation too. The
+    reference code's test-set selection needs no run: it is each baseline seed's best test AUC.
+    """
+    effects = params.protocol_effects
+    rows = []
+    for dataset in effects.datasets:
+        for model in effects.models:
+            base = _read_runs(baseline_root / dataset / model / "runs.csv", f"train {model} on {dataset} first")
+            base = base.iloc[: effects.n_seeds]
+            rows.append(_effect(dataset, model, TEST_SELECTION, "the evaluation with the best test AUC is reported "
+                                "(the reference code's rule)", base["testsel_test_auc"], base["test_auc"],
+                                "test"))
+            for choice, override in effects.choices.items():
+                runs = _read_runs(results_root / dataset / model / choice / "runs.csv",
+                                  f"run the protocol effects of {model} on {dataset}")
+                selection = str(runs["selection"].iloc[0])
+                baseline = base["last_test_auc"] if selection == "last" else base["test_auc"]
+                rows.append(_effect(dataset, model, choice, _describe(override), runs["test_auc"], baseline,
+                                    selection))
+    table = pd.DataFrame(rows, columns=EFFECTS_COLUMNS)
+    with atomic_path(table_path) as tmp:
+        table.to_csv(tmp, index=False, lineterminator="\n")
+    log.info("effects: %d rows written to %s", len(rows), table_path)
+    return table

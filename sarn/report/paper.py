@@ -1,0 +1,32 @@
+"""The SARN paper's Tables I to III as data (``paper.yaml``, which says where each number comes from)."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+TABLE1_COLUMNS = ("users", "items", "categories", "interactions")
+
+
+@cache
+def _numbers() -> dict:
+    return yaml.safe_load((Path(__file__).with_name("paper.yaml")).read_text(encoding="utf-8"))
+
+
+def table1() -> dict[str, tuple[int, int, int, int]]:
+    """dataset → (users, items, categories, interactions)."""
+    return {dataset: tuple(row) for dataset, row in _numbers()["table1"].items()}
+
+
+def table2() -> dict[tuple[str, str], tuple[float, float | None]]:
+    """(dataset, model) → (AUC, LogLoss); ATRank's LogLoss is not reported."""
+    return {(dataset, model): tuple(row) for dataset, models in _numbers()["table2"].items()
+            for model, row in models.items()}
+
+
+def table3() -> dict[tuple[str, str], dict[int, float]]:
+    """(dataset, model) → {maximum history length: AUC}."""
+    return {(dataset, model): dict(row) for dataset, models in _numbers()["table3"].items()
+            for model, row in models.items()}
