@@ -7,6 +7,7 @@ content (and so modification time) changes only when that key's value changes; t
 Snakemake rules take the stamps as inputs. Every command of the package refreshes the
 stamps before it writes anything, so an output is always newer than the stamps it was
 made from, whichever driver ran it. dvc.yaml lists the same keys (checked by a test).
+Each stage's code dependencies: :mod:`sarn.code_deps`.
 """
 
 from __future__ import annotations
@@ -69,3 +70,4 @@ def sync_stamps(raw: dict[str, Any], root: Path = Path(".")) -> None:
         text = dumps_json(_lookup(raw, key))
         if not path.is_file() or path.read_text(encoding="utf-8") != text:
             write_text(path, text)
+

@@ -8,6 +8,7 @@ run killed halfway is finished correctly by the next one.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -22,6 +23,8 @@ import psutil
 import pytest
 import yaml
 
+from sarn import ALLOCATOR_ENV
+from sarn.code_deps import STAGE_CODE, code_files
 from sarn.stages import STAGE_PARAMS
 from tests.conftest import ROOT, tiny_params
 
@@ -123,16 +126,74 @@ def test_dvc_yaml_lists_the_params_each_stage_declares() -> None:
         assert declared == list(keys), stage
 
 
+def test_snakemake_builds_its_job_graph_without_torch(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "snakemake", "--cores", "1", "-n"],
+                          cwd=project, env=_env(), capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "sarn.params" in imported and "sarn.code_deps" in imported  # the recording works
+    assert not {name for name in imported if name.split(".")[0] == "torch"}
+
+
 def test_snakemake_lint_is_clean() -> None:
     out = run(ROOT, sys.executable, "-m", "snakemake", "--lint")
     assert "Congratulations" in out
+
+
+# A `python` that runs `python -m sarn ...` in-process and records which package modules the
+# command imported (dvc.yaml's commands call `python` from PATH), and runs anything else as it is.
+_RECORDING_PYTHON = """#!{python}
+import json, os, runpy, sys
+if sys.argv[1:3] != ["-m", "sarn"]:
+    os.execv({python!r}, [{python!r}, *sys.argv[1:]])
+sys.argv = ["sarn", *sys.argv[3:]]
+try:
+    runpy.run_module("sarn", run_name="__main__", alter_sys=True)
+finally:
+    loaded = sorted(m.__file__ for name, m in list(sys.modules.items())
+                    if name.split(".")[0] == "sarn" and getattr(m, "__file__", None))
+    with open(os.environ["SARN_MODULES_LOG"], "a") as log:
+        log.write(json.dumps({{"argv": sys.argv[1:], "modules": loaded}}) + "\\n")
+"""
+
+
+def _stage_of(argv: list[str]) -> str:
+    """The dvc.yaml stage a recorded command line belongs to."""
+    command = argv[0]
+    if command == "report":
+        return "report_" + Path(argv[argv.index("--notebook") + 1]).stem
+    return command.replace("-", "_")
+
+
+def repro_recording_modules(project: Path, tmp_path: Path) -> list[dict]:
+    """``dvc repro`` with every stage's imported package modules recorded."""
+    shim = tmp_path / "recording-bin"
+    shim.mkdir()
+    (shim / "python").write_text(_RECORDING_PYTHON.format(python=sys.executable))
+    (shim / "python").chmod(0o755)
+    log = tmp_path / "modules.jsonl"
+    env = {**_env(), "SARN_MODULES_LOG": str(log), "PATH": f"{shim}{os.pathsep}{_env()['PATH']}",
+           **ALLOCATOR_ENV}  # set already, so that training runs in the recorded process
+    proc = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=project, env=env, capture_output=True,
+                          text=True, check=False)
+    if proc.returncode != 0:
+        pytest.fail(f"dvc repro exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return [json.loads(line) for line in log.read_text().splitlines()]
 
 
 def test_both_drivers_agree_and_never_report_stale_results(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     params = tiny_params()
 
-    dvc(project, "repro")
+    # Every module a stage ran is among its code dependencies (derived from the imports).
+    recorded = repro_recording_modules(project, tmp_path)
+    assert {_stage_of(r["argv"]) for r in recorded} == set(STAGE_CODE)
+    for record in recorded:
+        ran = {str(Path(f).resolve().relative_to(project)) for f in record["modules"]}
+        missing = ran - set(code_files(_stage_of(record["argv"]), project))
+        assert not missing, (record["argv"], missing)
     table = (project / "reports" / "table2.csv").read_bytes()
     metrics = (project / "reports" / "metrics.json").read_bytes()
     assert table.startswith(b"dataset,model,n_runs,auc_mean,auc_std,logloss_mean,logloss_std")
@@ -191,6 +252,15 @@ def test_both_drivers_agree_and_never_report_stale_results(tmp_path: Path) -> No
     dvc(project, "repro")
     out = dvc(project, "repro")
     assert "didn't change" in out and "Running stage" not in out
+
+    # An edit of a module the train stage runs (and the data stages do not) makes both drivers
+    # call its results stale, and leaves the data stages alone.
+    with (project / "sarn" / "checks.py").open("a") as source:
+        source.write("# edited\n")
+    status = dvc(project, "status")
+    assert "train@default-din:" in status and "raw@default:" not in status
+    planned = set(re.findall(r"^rule (\w+):", snakemake(project, "-n"), re.MULTILINE))
+    assert "train" in planned and "raw" not in planned
 
 
 def test_metrics_diff_shows_what_an_experiment_moved(tmp_path: Path) -> None:

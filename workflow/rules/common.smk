@@ -1,3 +1,4 @@
+import sarn.code_deps
 import sarn.params
 import sarn.stages
 
@@ -20,9 +21,10 @@ def stamps(stage, **names):
     return [str(sarn.stages.stamp_path(k)) for k in sarn.stages.stage_keys(stage, **names)]
 
 
-def code(*parts):
-    """Python sources of the given package folders, so that code edits rerun jobs."""
-    return sorted(str(p) for part in parts for p in Path("sarn", part).rglob("*.py"))
+def code(stage):
+    """The package files `stage` runs, derived from its imports (sarn/code_deps.py), so that
+    an edit of any of them reruns its jobs; dvc.yaml lists the same."""
+    return sarn.code_deps.code_files(stage, Path.cwd())
 
 
 def plot_args(name):

@@ -2,7 +2,7 @@ rule raw:
     input:
         stamps=lambda w: stamps("raw", dataset=w.dataset),
         source=lambda w: source_files(w.dataset),
-        code=code("data"),
+        code=code("raw"),
     output:
         directory("data/raw/{dataset}"),
     log:
@@ -17,7 +17,7 @@ rule preprocess:
     input:
         raw="data/raw/{dataset}",
         stamps=lambda w: stamps("preprocess", dataset=w.dataset),
-        code=code("data"),
+        code=code("preprocess"),
     output:
         directory("data/processed/{dataset}"),
     log:

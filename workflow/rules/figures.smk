@@ -5,7 +5,7 @@ rule snapshots:
     input:
         data=f"data/processed/{FIGURES.dataset}",
         stamps=stamps("snapshots", dataset=FIGURES.dataset, model=FIGURES.model),
-        code=code("models", "nn", "train"),
+        code=code("snapshots"),
     output:
         directory("results/figures/snapshots"),
     log:
@@ -22,7 +22,7 @@ rule figure_data:
         data=f"data/processed/{FIGURES.dataset}",
         snapshots="results/figures/snapshots",
         stamps=stamps("figure_data", dataset=FIGURES.dataset, model=FIGURES.model),
-        code=["sarn/analysis.py", *code("models", "nn")],
+        code=code("figure_data"),
     output:
         directory("reports/figures/data"),
     log:
@@ -40,7 +40,7 @@ rule report_fig4:
         runs=expand("results/table2/{dataset}/{model}", dataset=DATASETS, model=MODELS),
         stamps=stamps("report_fig4"),
         notebook="workflow/notebooks/fig4.ipynb",
-        code="sarn/plots.py",
+        code=code("report_fig4"),
     output:
         notebook="reports/fig4.ipynb",
         html="reports/fig4.html",
@@ -66,7 +66,7 @@ rule report_fig5:
         data="reports/figures/data",
         stamps=stamps("report_fig5"),
         notebook="workflow/notebooks/fig5.ipynb",
-        code="sarn/plots.py",
+        code=code("report_fig5"),
     output:
         notebook="reports/fig5.ipynb",
         html="reports/fig5.html",
@@ -88,7 +88,7 @@ rule report_fig6:
         data="reports/figures/data",
         stamps=stamps("report_fig6"),
         notebook="workflow/notebooks/fig6.ipynb",
-        code="sarn/plots.py",
+        code=code("report_fig6"),
     output:
         notebook="reports/fig6.ipynb",
         html="reports/fig6.html",
@@ -109,7 +109,7 @@ rule index:
     input:
         params="params.yaml",
         reports=["reports/tables.html", "reports/fig4.html", "reports/fig5.html", "reports/fig6.html"],
-        code="sarn/report.py",
+        code=code("index"),
     output:
         "reports/index.html",
     log:

@@ -2,7 +2,7 @@ rule aggregate:
     input:
         runs=expand("results/table2/{dataset}/{model}", dataset=DATASETS, model=MODELS),
         stamps=stamps("aggregate"),
-        code="sarn/report.py",
+        code=code("aggregate"),
     output:
         table="reports/table2.csv",
         metrics="reports/metrics.json",
@@ -24,7 +24,7 @@ rule table3:
             length=PARAMS.table3.lengths,
         ),
         stamps=stamps("table3"),
-        code="sarn/report.py",
+        code=code("table3"),
     output:
         "reports/table3.csv",
     log:
@@ -44,7 +44,7 @@ rule effects_table:
             model=PARAMS.protocol_effects.models,
         ),
         stamps=stamps("effects_table"),
-        code="sarn/report.py",
+        code=code("effects_table"),
     output:
         "reports/effects.csv",
     log:
@@ -64,7 +64,7 @@ rule report_tables:
         runs=expand("results/table2/{dataset}/{model}", dataset=DATASETS, model=MODELS),
         processed=expand("data/processed/{dataset}", dataset=DATASETS),
         notebook="workflow/notebooks/tables.ipynb",
-        code="sarn/report.py",
+        code=code("report_tables"),
     output:
         notebook="reports/tables.ipynb",
         html="reports/tables.html",

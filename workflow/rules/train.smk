@@ -6,7 +6,7 @@ rule train:
     input:
         data="data/processed/{dataset}",
         stamps=lambda w: stamps("train", dataset=w.dataset, model=w.model),
-        code=code("models", "nn", "train"),
+        code=code("train"),
     output:
         directory("results/table2/{dataset}/{model}"),
     log:
@@ -25,7 +25,7 @@ rule sweep:
     input:
         data="data/processed/{dataset}",
         stamps=lambda w: stamps("sweep", dataset=w.dataset, model=w.model),
-        code=code("models", "nn", "train"),
+        code=code("sweep"),
     output:
         directory("results/table3/{dataset}/{model}/len{length}"),
     log:
@@ -46,7 +46,7 @@ rule effects:
     input:
         data="data/processed/{dataset}",
         stamps=lambda w: stamps("effects", dataset=w.dataset, model=w.model),
-        code=code("models", "nn", "train"),
+        code=code("effects"),
     output:
         directory("results/effects/{dataset}/{model}"),
     log:
