@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from sarn.data.prepare import make_raw, preprocess
+from sarn.data.preprocess import preprocess
+from sarn.data.sources import make_raw
 from sarn.params import load
 from sarn.train.runner import train_model
 

@@ -67,7 +67,8 @@ def generate(path: Path, rows: int, seed: int = 0) -> None:
 
 
 def run_project(path: Path, workdir: Path) -> dict:
-    from sarn.data.prepare import make_raw, preprocess
+    from sarn.data.preprocess import preprocess
+    from sarn.data.sources import make_raw
     from sarn.params import DatasetSpec
 
     spec = DatasetSpec.model_validate({
@@ -113,7 +114,8 @@ def child(which: str, path: Path, workdir: Path) -> None:
     import pandas  # noqa: F401  (the libraries both versions load, before the baseline is taken)
     import pyarrow.parquet  # noqa: F401
 
-    import sarn.data.prepare  # noqa: F401
+    import sarn.data.preprocess  # noqa: F401
+    import sarn.data.sources  # noqa: F401
 
     base = _rss_mib()
     result = run_project(path, workdir) if which == "project" else run_pandas(path)

@@ -17,7 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sarn.models.base import Batch, ModelOutput
+from sarn.batch import Batch
+from sarn.models.base import ModelOutput
 from sarn.models.sarn import SARN
 from sarn.nn.relation import MaterialisedPairs, relation_combine
 

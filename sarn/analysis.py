@@ -17,21 +17,22 @@ import pandas as pd
 import torch
 
 from sarn.atomic import atomic_dir, write_json
-from sarn.data.prepare import load_meta, load_split
+from sarn.batch import Batch
+from sarn.data.processed import load_meta, load_split
 from sarn.errors import ConfigError
-from sarn.models import Batch, build_model
 from sarn.models.sarn import SARN
 from sarn.params import Params
+from sarn.train.batching import BatchIndex, DeviceSamples
+from sarn.train.checkpoint import load_trained
 
 log = logging.getLogger(__name__)
 
 
-def _load_sarn(params: Params, meta: dict, checkpoint: Path) -> SARN:
-    spec = params.models[params.figures.model]
-    net = build_model(spec.model, meta["n_items"], meta["n_categories"], spec.architecture)
-    net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
-    assert isinstance(net, SARN)
-    return net.eval()
+def _load_sarn(snapshots_dir: Path, checkpoint: str, meta: dict) -> SARN:
+    net = load_trained(snapshots_dir, checkpoint, meta)
+    if not isinstance(net, SARN):
+        raise ConfigError(f"{snapshots_dir}: the snapshots are of a {type(net).__name__}, not a SARN run")
+    return net
 
 
 def popular_items(meta: dict, train: dict[str, np.ndarray], categories: list[str], per_category: int
@@ -81,22 +82,10 @@ def _user_row(params: Params, meta: dict, test: dict[str, np.ndarray]) -> int:
 
 def _user_batch(test: dict[str, np.ndarray], row: int, max_len: int) -> Batch:
     """The user's negative and positive samples (same history, cut to the latest ``max_len``
-    clicks as training cut it) as one batch."""
-    stored = int(test["length"][row])
-    length = min(stored, max_len)
-    pick = slice(row, row + 2)
-
-    def hist(key: str) -> torch.Tensor:
-        return torch.as_tensor(test[key][pick, stored - length : stored], dtype=torch.long)
-
-    return Batch(
-        item=torch.as_tensor(test["item"][pick], dtype=torch.long),
-        category=torch.as_tensor(test["category"][pick], dtype=torch.long),
-        timestamp=torch.as_tensor(test["timestamp"][pick]), hist_item=hist("hist_item"),
-        hist_category=hist("hist_category"), hist_timestamp=hist("hist_timestamp"),
-        neg_item=hist("neg_item"), neg_category=hist("neg_category"),
-        mask=torch.ones(2, length), label=torch.as_tensor(test["label"][pick], dtype=torch.float32),
-    )
+    clicks) as one batch, made as training makes its batches (context feature included)."""
+    samples = DeviceSamples(test, torch.device("cpu"), max_len)
+    width = int(min(test["length"][row], max_len))
+    return samples.batch(BatchIndex(torch.tensor([row, row + 1]), width))
 
 
 @torch.no_grad()
@@ -115,11 +104,11 @@ def figure_data(params: Params, data_dir: Path, snapshots_dir: Path, out_dir: Pa
     with atomic_dir(out_dir) as tmp:
         snapshots = []
         for k, snap in enumerate(manifest["snapshots"]):
-            net = _load_sarn(params, meta, snapshots_dir / snap["file"])
+            net = _load_sarn(snapshots_dir, snap["file"], meta)
             x = net.embedding(torch.as_tensor(items), torch.as_tensor(cats))
             _matrix(net.relation(x.unsqueeze(0))[0], labels).to_csv(tmp / f"fig5a_{k}.csv")
             snapshots.append({**snap, "csv": f"fig5a_{k}.csv"})
-        net = _load_sarn(params, meta, snapshots_dir / "best.pt")
+        net = _load_sarn(snapshots_dir, "best.pt", meta)
         view = net.relational_view(batch)
         _matrix(view.relation[0], visited).to_csv(tmp / "fig5b.csv")
         probability = torch.sigmoid(net(batch).logit)

@@ -1,17 +1,26 @@
 """``python -m sarn <stage>``: the one entry point every workflow stage calls.
 
 Both drivers (dvc.yaml and the Snakefile) only wire these commands together; all
-behaviour lives here and in the modules they call.
+behaviour lives here and in the modules they call. Every command reads params.yaml
+through the imports at the top; each imports the module that does its work only in its
+own branch, so that a stage runs (and depends on) no other stage's code: sarn/stages.py
+derives each stage's code dependencies from this rule.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
 
+import yaml
+
+from sarn import params as params_mod
 from sarn.errors import SarnError
+from sarn.params import Params, evaluation_problem, runs_on
+from sarn.stages import sync_stamps
 
 log = logging.getLogger("sarn")
 
@@ -88,6 +97,11 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                      help="a notebook parameter (repeatable)")
 
+    deps = sub.add_parser("code-deps", help="write each stage's code dependencies into dvc.yaml (derived from "
+                                             "what it imports; Snakemake derives the same at parse time)")
+    deps.add_argument("--dvc-yaml", type=Path, default=Path("dvc.yaml"))
+    deps.add_argument("--check", action="store_true", help="only say whether dvc.yaml is up to date (exit 2 if not)")
+
     chk = sub.add_parser("check", help="validate params.yaml (against the processed data where it exists) "
                                        "and refresh the params stamps")
     chk.add_argument("--processed", type=Path, default=Path("data/processed"),
@@ -95,12 +109,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run(args: argparse.Namespace) -> None:
-    from sarn import params as params_mod
-    from sarn.stages import sync_stamps
+# The commands that build models, and so check each run's architecture against its class.
+MODEL_COMMANDS = {"check", "train", "sweep", "effects", "snapshots", "figure-data"}
 
+
+def _run(args: argparse.Namespace) -> None:
+    if args.command == "code-deps":  # about the code, not the parameters
+        _code_deps(args.dvc_yaml, args.check)
+        return
     raw_params = params_mod.read_raw(args.params)
     params = params_mod.validate(raw_params, source=str(args.params))
+    if args.command in MODEL_COMMANDS:
+        from sarn.checks import check_models
+
+        check_models(params, source=str(args.params))
     sync_stamps(raw_params, args.params.parent)
 
     if args.command == "check":
@@ -116,11 +138,11 @@ def _run(args: argparse.Namespace) -> None:
         raise SarnError(f"unknown model {args.model!r}; {args.params} configures: "
                         f"{', '.join(sorted(params.models))}")
     if args.command == "raw":
-        from sarn.data.prepare import make_raw
+        from sarn.data.sources import make_raw
 
         make_raw(args.dataset, params.datasets[args.dataset], args.out, args.downloads)
     elif args.command == "download":
-        from sarn.data.prepare import download
+        from sarn.data.sources import download
 
         fetched = download(args.dataset, params.datasets[args.dataset], args.downloads)
         for key, (path, digest) in fetched.items():
@@ -128,7 +150,7 @@ def _run(args: argparse.Namespace) -> None:
         if not fetched:
             log.info("datasets.%s: nothing to download (a generated or a user's own log)", args.dataset)
     elif args.command == "preprocess":
-        from sarn.data.prepare import preprocess
+        from sarn.data.preprocess import preprocess
 
         preprocess(args.dataset, params.datasets[args.dataset], args.raw, args.out)
     elif args.command == "train":
@@ -149,11 +171,11 @@ def _run(args: argparse.Namespace) -> None:
 
         train_effects(params, args.dataset, args.model, args.data, args.out)
     elif args.command == "effects-table":
-        from sarn.report import aggregate_effects
+        from sarn.report.aggregate import aggregate_effects
 
         aggregate_effects(params, args.results, args.baseline, args.table)
     elif args.command == "table3":
-        from sarn.report import aggregate_sweep
+        from sarn.report.aggregate import aggregate_sweep
 
         aggregate_sweep(params.table3, args.results, args.table)
     elif args.command == "snapshots":
@@ -165,27 +187,39 @@ def _run(args: argparse.Namespace) -> None:
 
         figure_data(params, args.data, args.snapshots, args.out)
     elif args.command == "index":
-        from sarn.report import write_index
+        from sarn.report.index import write_index
 
         write_index(args.reports, args.params)
     elif args.command == "aggregate":
-        from sarn.report import aggregate
+        from sarn.report.aggregate import aggregate
 
         aggregate(params.experiment.datasets, params.experiment.models, args.results,
                   args.table, args.metrics)
     elif args.command == "report":
-        from sarn.report import render_notebook
+        from sarn.report.notebook import render_notebook
 
         render_notebook(args.notebook, args.out, args.html, _notebook_parameters(args.param))
 
 
-def _check_against_data(params, processed: Path, source: str) -> list[str]:
+def _code_deps(dvc_yaml: Path, check: bool) -> None:
+    from sarn.atomic import write_text
+    from sarn.code_deps import rewrite_dvc_deps
+
+    text = dvc_yaml.read_text(encoding="utf-8")
+    wanted = rewrite_dvc_deps(text)
+    if wanted == text:
+        log.info("%s: every stage's code dependencies are up to date", dvc_yaml)
+    elif check:
+        raise SarnError(f"{dvc_yaml}: the code dependencies of some stages are not those they import; "
+                        "run `python -m sarn code-deps` to write them")
+    else:
+        write_text(dvc_yaml, wanted)
+        log.info("%s: code dependencies written", dvc_yaml)
+
+
+def _check_against_data(params: Params, processed: Path, source: str) -> list[str]:
     """Check what needs a dataset's size (``eval_every`` against an epoch's steps) for every
     configured dataset whose processed data exists; return their names."""
-    import json
-
-    from sarn.params import evaluation_problem, runs_on
-
     checked, problems = [], []
     for dataset, spec in params.datasets.items():
         stats = processed / dataset / "stats.json"
@@ -203,8 +237,6 @@ def _check_against_data(params, processed: Path, source: str) -> list[str]:
 
 def _notebook_parameters(pairs: list[str]) -> dict[str, object]:
     """``NAME=VALUE`` pairs; values are read as YAML scalars (150 → int, 4.0 → float)."""
-    import yaml
-
     parameters: dict[str, object] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")

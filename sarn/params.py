@@ -7,15 +7,13 @@ was expected. Nothing has a silent default here; defaults live in params.yaml.
 
 from __future__ import annotations
 
-import inspect
 import math
-import typing
-from functools import cache
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from sarn.errors import ConfigError
 
@@ -344,7 +342,8 @@ class Params(_Strict):
     models: dict[str, ModelSpec]
 
 
-def _format_error(source: str, err: ValidationError) -> str:
+def format_error(source: str, err: ValidationError) -> str:
+    """One line a problem: the key path and what was expected."""
     lines = [f"{source}: invalid parameters"]
     for item in err.errors():
         path = ".".join(str(p) for p in item["loc"]) or "(top level)"
@@ -360,58 +359,6 @@ def _format_error(source: str, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
-@cache
-def _architecture_validator(model_name: str) -> type[BaseModel]:
-    """A strict schema built from the model constructor's keyword-only arguments.
-
-    The constructor signature is the only description of a model's hyperparameters,
-    so adding a model never means editing this file.
-    """
-    from sarn.models import model_class
-
-    cls = model_class(model_name)
-    hints = typing.get_type_hints(cls.__init__, include_extras=True)
-    fields: dict[str, Any] = {}
-    for name, param in inspect.signature(cls.__init__).parameters.items():
-        if param.kind is inspect.Parameter.KEYWORD_ONLY:
-            fields[name] = (hints[name], ...)
-    return create_model(
-        f"{cls.__name__}Architecture",
-        __config__=ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False),
-        **fields,
-    )
-
-
-def _architecture_values(path: str, model: str, architecture: dict[str, Any]) -> list[str]:
-    """Sizes must be positive and weights non-negative; the constructor checks the rest."""
-    from sarn.models import build_model
-
-    problems = []
-    for key, value in architecture.items():
-        values = value if isinstance(value, list) else [value]
-        if any(isinstance(v, bool) for v in values):
-            continue
-        if any(isinstance(v, int) and v <= 0 for v in values):
-            problems.append(f"  {path}.{key}: sizes must be positive (got {value!r})")
-        elif any(isinstance(v, float) and v < 0 for v in values):
-            problems.append(f"  {path}.{key}: must not be negative (got {value!r})")
-    if not problems:
-        try:  # a throwaway instance on a two-item vocabulary
-            build_model(model, 2, 2, architecture)
-        except (ValueError, TypeError) as err:
-            problems.append(f"  {path}: {err}")
-    return problems
-
-
-def _architecture_problems(path: str, model: str, architecture: dict[str, Any], source: str) -> list[str]:
-    """What is wrong with ``architecture`` for the registered ``model``; ``path`` prefixes each line."""
-    try:
-        _architecture_validator(model).model_validate(architecture)
-    except ValidationError as err:
-        return [line.replace("  ", f"  {path}.", 1) for line in _format_error(source, err).splitlines()[1:]]
-    return _architecture_values(path, model, architecture)
-
-
 def apply_override(spec: ModelSpec, override: dict[str, dict[str, Any]]) -> ModelSpec:
     """``spec`` with the keys of ``override`` (``architecture`` and/or ``training``) replaced."""
     raw = spec.model_dump()
@@ -420,8 +367,29 @@ def apply_override(spec: ModelSpec, override: dict[str, dict[str, Any]]) -> Mode
     return ModelSpec.model_validate(raw)
 
 
+def overridden_runs(params: Params) -> Iterator[tuple[str, str, ModelSpec]]:
+    """(choice, run name, the run's settings with the choice applied) of every protocol-effects
+    run whose choice names keys the run has (the others are reported by :func:`validate`)."""
+    effects = params.protocol_effects
+    for choice, override in effects.choices.items():
+        for name in effects.models:
+            spec = params.models.get(name)
+            if spec is not None and not _unknown_override_keys(spec, override):
+                try:
+                    yield choice, name, apply_override(spec, override)
+                except ValidationError:
+                    continue  # reported by validate
+
+
+def _unknown_override_keys(spec: ModelSpec, override: dict[str, dict[str, Any]]) -> list[str]:
+    known = {"architecture": set(spec.architecture), "training": set(TrainingSpec.model_fields)}
+    return [f"{section}.{key}" for section, values in override.items() for key in values
+            if key not in known[section]]
+
+
 def _override_problems(params: Params, source: str) -> list[str]:
-    """Each protocol_effects choice must name keys the models have and give valid values."""
+    """Each protocol_effects choice must name keys the runs have and give valid training values
+    (its architecture values are checked with the models', in sarn.checks)."""
     problems = []
     effects = params.protocol_effects
     for choice, override in effects.choices.items():
@@ -430,27 +398,16 @@ def _override_problems(params: Params, source: str) -> list[str]:
             spec = params.models.get(name)
             if spec is None:
                 continue  # named by the list check
-            known = {"architecture": set(spec.architecture), "training": set(TrainingSpec.model_fields)}
-            unknown = [f"{section}.{key}" for section, values in override.items() for key in values
-                       if key not in known[section]]
+            unknown = _unknown_override_keys(spec, override)
+            problems += [f"  {path}.{key}: unknown key for models.{name}" for key in unknown]
             if unknown:
-                problems += [f"  {path}.{key}: unknown key for models.{name}" for key in unknown]
                 continue
             try:
-                changed = apply_override(spec, override)
+                apply_override(spec, override)
             except ValidationError as err:
                 problems += [line.replace("  ", f"  {path}.", 1) + f" (applied to models.{name})"
-                             for line in _format_error(source, err).splitlines()[1:]]
-                continue
-            if spec.model in _registered():
-                problems += _architecture_problems(f"{path}.architecture", spec.model, changed.architecture, source)
+                             for line in format_error(source, err).splitlines()[1:]]
     return problems
-
-
-def _registered() -> set[str]:
-    from sarn.models import MODELS
-
-    return set(MODELS)
 
 
 def _list_problems(params: Params) -> list[str]:
@@ -491,14 +448,6 @@ def _check_cross_references(params: Params, source: str) -> None:
                     f"  table3.lengths.{i}: {length} is longer than the histories stored for "
                     f"{dataset!r} (datasets.{dataset}.protocol.max_len = {stored})"
                 )
-    registered = _registered()
-    for name, spec in params.models.items():
-        if spec.model not in registered:
-            problems.append(
-                f"  models.{name}.model: unknown model {spec.model!r} (known: {', '.join(sorted(registered))})"
-            )
-            continue
-        problems += _architecture_problems(f"models.{name}.architecture", spec.model, spec.architecture, source)
     problems += _override_problems(params, source)
     figures = params.figures
     if figures.dataset not in params.datasets:
@@ -542,13 +491,16 @@ def runs_on(params: Params, dataset: str) -> dict[str, TrainingSpec]:
 
 
 def validate(raw: Any, source: str = "params.yaml") -> Params:
-    """Validate an already-parsed params mapping (Snakemake's ``config``, for instance)."""
+    """Validate an already-parsed params mapping (Snakemake's ``config``, for instance): every
+    key, type and reference between keys. The models' architectures are checked against the
+    registered classes by :func:`sarn.checks.check_models`, which the stages that build models
+    and ``python -m sarn check`` call: this module never imports a model (nor torch)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
     try:
         params = Params.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(_format_error(source, err)) from None
+        raise ConfigError(format_error(source, err)) from None
     _check_cross_references(params, source)
     return params
 

@@ -12,7 +12,8 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from sarn.data.prepare import make_raw, preprocess
+from sarn.data.preprocess import preprocess
+from sarn.data.sources import make_raw
 from sarn.models import build_model
 from sarn.params import Params, validate
 from sarn.train.loop import compile_model, make_optimizer, train_step

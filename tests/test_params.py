@@ -7,6 +7,7 @@ import copy
 import pytest
 import yaml
 
+from sarn.checks import check_models
 from sarn.errors import ConfigError
 from sarn.params import load, read_raw, validate
 from tests.conftest import ROOT
@@ -19,8 +20,9 @@ def test_repository_params_are_valid() -> None:
 
 
 def _error(raw: dict) -> str:
+    """The message of what ``python -m sarn check`` refuses in ``raw``."""
     with pytest.raises(ConfigError) as info:
-        validate(raw)
+        check_models(validate(raw))
     return str(info.value)
 
 

@@ -15,7 +15,10 @@ import torch
 import yaml
 from torch import nn
 
-from sarn.data.prepare import load_negative_pool, make_raw, preprocess
+from sarn.checks import check_models
+from sarn.data.preprocess import preprocess
+from sarn.data.processed import load_negative_pool
+from sarn.data.sources import make_raw
 from sarn.errors import ConfigError
 from sarn.models import build_model
 from sarn.nn.recurrent import MaskedGRU
@@ -107,7 +110,7 @@ def test_check_names_each_bad_protocol_key(params_dict, path, value, message):
         node = node[key]
     node[path[-1]] = value
     with pytest.raises(ConfigError) as info:
-        validate(params_dict)
+        check_models(validate(params_dict))
     assert message in str(info.value)
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sarn.data.prepare import preprocess
+from sarn.data.preprocess import preprocess
 from sarn.data.raw import as_log, columns_of, read_log, read_user_log, write_log
 from sarn.errors import DataError
 from sarn.params import validate
@@ -133,6 +133,42 @@ def test_wrong_field_counts_and_blank_lines_name_the_line(tmp_path) -> None:
         read_user_log(path)
 
 
+def test_the_figure_stages_run_on_a_click_log_with_a_context_column(tmp_path, monkeypatch) -> None:
+    """The figures rebuild the trained SARN with its context feature (its checkpoint has the
+    context bias) and hand it the user's context, as training did."""
+    import yaml
+
+    from sarn.cli import main
+    from tests.conftest import tiny_params
+
+    rng = np.random.default_rng(1)
+    n = 4000
+    log = pd.DataFrame({"user_id": rng.integers(0, 200, n), "item_id": rng.integers(0, 60, n),
+                        "timestamp": T0 + rng.integers(0, 100_000, n), "context": rng.choice(["web", "app"], n)})
+    log["category_id"] = "C" + (log["item_id"] % 6).astype(str)
+    log.to_csv(tmp_path / "clicks.csv", index=False)
+    params = tiny_params()
+    params["datasets"]["mine"] = {
+        "source": {"kind": "log", "path": str(tmp_path / "clicks.csv"), "core": {"users": 1, "items": 1}},
+        "protocol": {"min_history": 4, "max_len": 10, "split": {"by": "user", "train": 0.8, "valid": 0.1,
+                                                                "test": 0.1}, "negative_drop": 0.0, "seed": 0},
+        "training": {"max_len": 8, "eval_every": None},
+    }
+    params["figures"].update(dataset="mine", categories=["C0", "C1"], min_history=4)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    for argv in (["raw", "--dataset", "mine", "--out", "raw"],
+                 ["preprocess", "--dataset", "mine", "--raw", "raw", "--out", "processed"],
+                 ["snapshots", "--data", "processed", "--out", "snapshots"],
+                 ["figure-data", "--data", "processed", "--snapshots", "snapshots", "--out", "figures"]):
+        assert main(argv) == 0, argv
+    assert json.loads((tmp_path / "processed/meta.json").read_text())["n_contexts"] == 3
+    figures = json.loads((tmp_path / "figures/figures.json").read_text())
+    assert 0 < figures["candidates"]["positive"]["click_probability"] < 1
+    visited = pd.read_csv(tmp_path / "figures/fig5b.csv", index_col=0)
+    assert 4 <= len(visited) <= 8  # the user's history, cut to the training length
+
+
 def test_a_labeled_log_with_context_runs_through_every_stage_and_reports_auc_only(tmp_path, monkeypatch) -> None:
     import json
 
@@ -239,7 +275,7 @@ SECONDS = r"\(expected Unix seconds from 1990-01-01 \(631152000\) to 2100-01-01 
     ("86400", rf"is not plausible as seconds {SECONDS}$"),  # 1970-01-02, or a day counted from 0
 ])
 def test_timestamps_must_be_plausible_unix_seconds(tmp_path, stamp: str, message: str) -> None:
-    from sarn.data.prepare import make_raw
+    from sarn.data.sources import make_raw
 
     path = _write(tmp_path, f"user_id,item_id,category_id,timestamp\nu,i,c,{T0}\nu,j,c,{stamp}\n")
     with pytest.raises(DataError, match=rf"clicks.csv: line 3: timestamp '{stamp}' {message}"):
@@ -272,7 +308,8 @@ def test_exact_duplicates_go_and_rows_differing_in_any_column_stay(tmp_path) -> 
 def test_no_history_holds_its_own_target_click_when_rows_repeat(tmp_path, caplog) -> None:
     import json
 
-    from sarn.data.prepare import load_split, make_raw
+    from sarn.data.processed import load_split
+    from sarn.data.sources import make_raw
 
     rng = np.random.default_rng(4)
     clicks = pd.DataFrame({"user_id": np.repeat([f"u{u}" for u in range(300)], 8),
@@ -307,6 +344,7 @@ def _params_with_log(path: Path) -> dict:
         "source": {"kind": "log", "path": str(path), "core": {"users": 1, "items": 1}},
         "protocol": {"min_history": 1, "max_len": 20, "split": {"by": "user", "train": 0.8, "valid": 0.1,
                                                                 "test": 0.1}, "negative_drop": 0.0, "seed": 0},
+        "training": {"max_len": 20, "eval_every": None},
     }
     return params
 
@@ -345,7 +383,7 @@ def _taobao_shaped_log(path: Path, rows: int, seed: int = 0) -> None:
 _PEAK = """
 import json, sys
 import pandas, pyarrow.parquet
-import sarn.data.prepare
+import sarn.data.sources
 from sarn.data.raw import read_user_log
 
 def peak_kib():

@@ -19,7 +19,8 @@ import pandas as pd
 import pytest
 
 from sarn.data.amazon import NO_CATEGORY, read_amazon, read_categories, read_reviews
-from sarn.data.prepare import make_raw, preprocess
+from sarn.data.preprocess import preprocess
+from sarn.data.sources import make_raw
 from sarn.data.raw import as_log, columns_of, counts, k_core, read_log
 from sarn.data.taobao import read_taobao
 from sarn.errors import DataError
@@ -284,7 +285,7 @@ _DAMAGED = _STORED.replace(b"2999,3,2,pv", b"2999,3,2,PV")  # the last row: past
 ], ids=["cut-short", "crc-mismatch", "a-header-line", "four-columns"])
 def test_a_bad_taobao_archive_is_never_recorded(tmp_path, body: bytes, reason: str) -> None:
     from sarn.data.download import DownloadError
-    from sarn.data.prepare import download
+    from sarn.data.sources import download
 
     def spec(url: str) -> DatasetSpec:
         return _dataset({"kind": "taobao", "behaviors": ["pv"], "window": WINDOW, "core": {"users": 1, "items": 1},
@@ -302,7 +303,7 @@ def test_a_bad_taobao_archive_is_never_recorded(tmp_path, body: bytes, reason: s
 
 def test_amazon_metadata_that_is_not_python_literals_is_never_recorded(tmp_path) -> None:
     from sarn.data.download import DownloadError
-    from sarn.data.prepare import download
+    from sarn.data.sources import download
 
     reviews = _gzip(tmp_path / "r.json.gz", [_review("U1", "A1", 1_300_000_000)]).read_bytes()
     meta = _gzip(tmp_path / "m.json.gz", ['{"asin": "A1", "categories": [["E"]], "imUrl": null}']).read_bytes()

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 
 from benchmarks.training.rows import ROOT, Trainer
-from sarn.models import Batch
+from sarn.batch import Batch
 from sarn.train.batching import BatchIndex, DeviceSamples
 
 DEEPCTR = "deepctr-torch==0.3.0"

@@ -18,7 +18,8 @@ from sarn.params import Params
 
 def embedded_default(params: Params) -> None:
     """The embedded default's Table II as the pipeline computes it, each stage's time printed."""
-    from sarn.data.prepare import make_raw, preprocess
+    from sarn.data.preprocess import preprocess
+    from sarn.data.sources import make_raw
     from sarn.train.runner import train_model
 
     work = ROOT / "build" / "bench-default"

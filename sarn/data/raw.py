@@ -30,6 +30,7 @@ COLUMNS = ("user_id", "item_id", "category_id", "timestamp")
 OPTIONAL = ("label", "context")
 ID_COLUMNS = ("user_id", "item_id", "category_id", "context")
 LOG_FILE = "clicks.npz"
+SOURCE_FILE = "source.json"  # where the log came from and what each filter dropped
 SECONDS = (631_152_000, 4_102_444_800)  # 1990-01-01 and 2100-01-01: a log's times lie between, as Unix seconds
 CHUNK_ROWS = 200_000  # rows of a user's log parsed at a time: the parser holds several times their text
 

@@ -32,11 +32,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from sarn.data.processed import SPLITS
 from sarn.data.raw import ID_COLUMNS, counts
 from sarn.errors import DataError
 from sarn.params import ProtocolSpec, TimeSplitSpec
 
-SPLITS = ("train", "valid", "test")
 
 
 class _SortedLog:

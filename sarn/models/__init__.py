@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sarn.errors import ConfigError
 from sarn.models.atrank import ATRank
-from sarn.models.base import Batch, CTRModel, ModelOutput
+from sarn.models.base import CTRModel, ModelOutput
 from sarn.models.dien import DIEN
 from sarn.models.din import DIN
 from sarn.models.gru import GRU
@@ -17,7 +17,7 @@ from sarn.models.pnn import PNN
 from sarn.models.rn import RN
 from sarn.models.sarn import SARN
 from sarn.models.wide_deep import WideDeep
-from sarn.nn.init import init_dense
+from sarn.nn import init_dense
 
 # Table II's models, in the paper's order.
 MODELS: dict[str, type[CTRModel]] = {
@@ -51,4 +51,4 @@ def build_model(name: str, n_items: int, n_categories: int, architecture: dict, 
     return net
 
 
-__all__ = ["MODELS", "Batch", "CTRModel", "ModelOutput", "build_model", "model_class"]
+__all__ = ["MODELS", "CTRModel", "ModelOutput", "build_model", "model_class"]

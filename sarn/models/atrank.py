@@ -26,14 +26,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sarn.models.base import Batch, CTRModel, ModelOutput
-from sarn.nn.init import DenseInit
+from sarn.batch import Batch
+from sarn.models.base import CTRModel, ModelOutput
+from sarn.nn import AttentionBlock, DenseInit
 
 _GAP_DOUBLINGS = 12
 N_GAP_BUCKETS = _GAP_DOUBLINGS  # one-hot width: the bucket past the last boundary is all zeros
-GAP_BOUNDARIES_DAYS = tuple(2**k for k in range(1, _GAP_DOUBLINGS + 1))  # 2 … 4096
-_MASKED_SCORE = -(2.0**32) + 1
-_LAYER_NORM_EPS = 1e-8
 _DAY = 86_400
 
 
@@ -51,51 +49,6 @@ def one_hot(index: torch.Tensor, classes: int, dtype: torch.dtype) -> torch.Tens
     """One-hot rows, all zeros for an index of ``classes`` or more (as ``tf.one_hot``), and
     without ``nn.functional.one_hot``'s range check, which reads the index back from the device."""
     return (index.unsqueeze(-1) == torch.arange(classes, device=index.device)).to(dtype)
-
-
-class _MultiHeadAttention(nn.Module):
-    """ATRank's attention: ReLU projections, scaled dot product, key padding masked."""
-
-    def __init__(self, dim: int, heads: int) -> None:
-        super().__init__()
-        if dim % heads:
-            raise ValueError(f"the model size {dim} is not divisible by {heads} heads")
-        self.heads = heads
-        self.q, self.k, self.v = (nn.Linear(dim, dim) for _ in range(3))
-
-    def forward(self, query: torch.Tensor, keys: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
-        b, lq, dim = query.shape
-        lk, h = keys.shape[1], self.heads
-
-        def split(x: torch.Tensor, n: int) -> torch.Tensor:
-            return torch.relu(x).reshape(b, n, h, dim // h).transpose(1, 2)
-
-        q, k, v = split(self.q(query), lq), split(self.k(keys), lk), split(self.v(keys), lk)
-        scores = q @ k.transpose(-1, -2) / (dim // h) ** 0.5
-        scores = scores.masked_fill(key_mask[:, None, None, :] == 0, _MASKED_SCORE)
-        out = torch.softmax(scores, dim=-1) @ v
-        return out.transpose(1, 2).reshape(b, lq, dim)
-
-
-class _Block(nn.Module):
-    """Attention with a residual and layer norm, then the feed-forward net with a residual and
-    layer norm: the code's ``multihead_attention`` followed by its ``feedforward``."""
-
-    def __init__(self, dim: int, heads: int, ff_hidden: int) -> None:
-        super().__init__()
-        self.attention = _MultiHeadAttention(dim, heads)
-        self.norm1 = nn.LayerNorm(dim, eps=_LAYER_NORM_EPS)
-        self.feed_forward = nn.Sequential(nn.Linear(dim, ff_hidden), nn.ReLU(), nn.Linear(ff_hidden, dim))
-        self.norm2 = nn.LayerNorm(dim, eps=_LAYER_NORM_EPS)
-
-    def forward(self, query: torch.Tensor, keys: torch.Tensor, key_mask: torch.Tensor,
-                any_key: torch.Tensor | None = None) -> torch.Tensor:
-        """``any_key`` (B, 1, 1): 0 where a row has no valid key, whose attention output is dropped."""
-        attended = self.attention(query, keys, key_mask)
-        if any_key is not None:
-            attended = attended * any_key
-        out = self.norm1(query + attended)
-        return self.norm2(out + self.feed_forward(out))
 
 
 class ATRank(CTRModel):
@@ -116,8 +69,13 @@ class ATRank(CTRModel):
         self.item_bias = nn.Embedding(n_items, 1, padding_idx=0)
         nn.init.zeros_(self.item_bias.weight)
         self.project = nn.Linear(d + N_GAP_BUCKETS, d)
-        self.history_block = _Block(d, heads, ff_hidden)
-        self.target_block = _Block(d, heads, ff_hidden)
+        self.history_block = AttentionBlock(d, heads, ff_hidden)
+        self.target_block = AttentionBlock(d, heads, ff_hidden)
+
+    @classmethod
+    def architecture_problems(cls, **architecture: object) -> list[str]:
+        size, heads = 2 * architecture["embedding_dim"], architecture["heads"]
+        return [f"the model size {size} is not divisible by {heads} heads"] if size % heads else []
 
     def score(self, batch: Batch) -> ModelOutput:
         target, history, mask = self.embed(batch)

@@ -2,39 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import torch
 from torch import nn
 
-from sarn.nn import ItemEmbedding, masked_sum
-from sarn.nn.init import DenseInit
-
-
-@dataclass(frozen=True)
-class Batch:
-    """One batch; history tensors are (B, L) with L the longest history of the batch.
-
-    ``neg_item``/``neg_category`` hold one sampled non-clicked item per history
-    position (auxiliary losses); timestamps are in seconds; ``label`` is 1.0 for a click.
-    """
-
-    item: torch.Tensor
-    category: torch.Tensor
-    timestamp: torch.Tensor
-    hist_item: torch.Tensor
-    hist_category: torch.Tensor
-    hist_timestamp: torch.Tensor
-    neg_item: torch.Tensor
-    neg_category: torch.Tensor
-    mask: torch.Tensor
-    label: torch.Tensor
-    context: torch.Tensor | None = None  # (B,) context feature index, where the log has one
-
-    def to(self, device: torch.device) -> Batch:
-        return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)
-                                if getattr(self, f.name) is not None})
+from sarn.batch import Batch
+from sarn.nn import DenseInit, ItemEmbedding, masked_sum
 
 
 @dataclass(frozen=True)
@@ -71,6 +46,12 @@ class CTRModel(nn.Module):
         self.embedding = ItemEmbedding(n_items, n_categories, embedding_dim)
         self.item_dim = self.embedding.out_dim
         self.context_bias: nn.Embedding | None = None
+
+    @classmethod
+    def architecture_problems(cls, **architecture: object) -> list[str]:
+        """What the constructor would refuse in ``architecture`` beyond the types of its signature
+        (which :mod:`sarn.checks` checks): found without building the model. None by default."""
+        return []
 
     def attach_context(self, n_contexts: int) -> None:
         """Add the per-context logit bias (index 0: unknown context), starting at zero."""

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from sarn.models.base import Batch, CTRModel, ModelOutput, sum_pool_features
-from sarn.nn import OutputHead, TargetAttention
-from sarn.nn.activation import Activation, DiceEval
-from sarn.nn.head import BatchNormMode
-from sarn.nn.init import DenseInit
+from sarn.batch import Batch
+from sarn.models.base import CTRModel, ModelOutput, sum_pool_features
+from sarn.nn import Activation, BatchNormMode, DenseInit, DiceEval, OutputHead, TargetAttention
 
 
 class DIN(CTRModel):

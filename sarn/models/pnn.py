@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from sarn.models.base import Batch, CTRModel, ModelOutput, sum_pool_features
-from sarn.nn import OutputHead
-from sarn.nn.activation import Activation, DiceEval
-from sarn.nn.head import BatchNormMode
-from sarn.nn.init import DenseInit
+from sarn.batch import Batch
+from sarn.models.base import CTRModel, ModelOutput, sum_pool_features
+from sarn.nn import Activation, BatchNormMode, DenseInit, DiceEval, OutputHead
 
 
 class PNN(CTRModel):

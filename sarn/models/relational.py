@@ -19,12 +19,19 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from sarn.models.base import Batch, CTRModel, ModelOutput
-from sarn.nn import AttentiveMaxPool, ClickHead, OutputHead, masked_max, masked_mean
-from sarn.nn.activation import DiceEval
-from sarn.nn.head import BatchNormMode
-from sarn.nn.init import DenseInit
-from sarn.nn.relation import Pairs
+from sarn.batch import Batch
+from sarn.models.base import CTRModel, ModelOutput
+from sarn.nn import (
+    AttentiveMaxPool,
+    BatchNormMode,
+    ClickHead,
+    DenseInit,
+    DiceEval,
+    OutputHead,
+    Pairs,
+    masked_max,
+    masked_mean,
+)
 
 
 class RelationalView(NamedTuple):

@@ -16,10 +16,7 @@ import torch
 from torch import nn
 
 from sarn.models.relational import RelationalModel
-from sarn.nn.activation import DiceEval
-from sarn.nn.head import BatchNormMode
-from sarn.nn.init import DenseInit
-from sarn.nn.relation import MaterialisedPairs
+from sarn.nn import BatchNormMode, DenseInit, DiceEval, MaterialisedPairs
 
 
 class RN(RelationalModel):

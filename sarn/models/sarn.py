@@ -19,10 +19,7 @@ from __future__ import annotations
 import torch
 
 from sarn.models.relational import RelationalModel, RelationalView
-from sarn.nn import SimilitudePairs, SimilitudeRelation
-from sarn.nn.activation import DiceEval
-from sarn.nn.head import BatchNormMode
-from sarn.nn.init import DenseInit
+from sarn.nn import BatchNormMode, DenseInit, DiceEval, SimilitudePairs, SimilitudeRelation
 
 
 class SARN(RelationalModel):

@@ -12,11 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sarn.models.base import Batch, CTRModel, ModelOutput
-from sarn.nn import OutputHead, masked_mean
-from sarn.nn.activation import Activation, DiceEval
-from sarn.nn.head import BatchNormMode
-from sarn.nn.init import DenseInit
+from sarn.batch import Batch
+from sarn.models.base import CTRModel, ModelOutput
+from sarn.nn import Activation, BatchNormMode, DenseInit, DiceEval, OutputHead, masked_mean
 
 
 class WideDeep(CTRModel):

@@ -1,24 +1,32 @@
 """Reusable layers the model files compose: embeddings, Dice, output heads, attention units."""
 
-from sarn.nn.activation import Dice, make_activation
-from sarn.nn.attention import AttentiveMaxPool, TargetAttention
+from sarn.nn.activation import Activation, Dice, DiceEval, make_activation
+from sarn.nn.attention import AttentionBlock, AttentiveMaxPool, MultiHeadAttention, TargetAttention
 from sarn.nn.embedding import ItemEmbedding
-from sarn.nn.head import BatchNorm, ClickHead, OutputHead
+from sarn.nn.head import BatchNorm, BatchNormMode, ClickHead, OutputHead
+from sarn.nn.init import DenseInit, init_dense
 from sarn.nn.relation import MaterialisedPairs, Pairs, SimilitudePairs, SimilitudeRelation, relation_combine
 from sarn.nn.sequence import masked_max, masked_mean, masked_sum
 
 __all__ = [
+    "Activation",
+    "AttentionBlock",
     "AttentiveMaxPool",
     "BatchNorm",
+    "BatchNormMode",
     "ClickHead",
+    "DenseInit",
     "Dice",
+    "DiceEval",
     "ItemEmbedding",
     "MaterialisedPairs",
+    "MultiHeadAttention",
     "OutputHead",
     "Pairs",
     "SimilitudePairs",
     "SimilitudeRelation",
     "TargetAttention",
+    "init_dense",
     "make_activation",
     "masked_max",
     "masked_mean",

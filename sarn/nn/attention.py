@@ -1,4 +1,5 @@
-"""Attention units: DIN's target attention and SARN's attentive max-pooling."""
+"""Attention units: DIN's target attention, SARN's attentive max-pooling, ATRank's multi-head
+attention and its blocks."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sarn.nn.relation import Pairs, batch_slices
 # The reference code fills masked scores with -2**32 + 1 before the softmax: an
 # all-padding history then gets uniform weights over zero vectors instead of NaN.
 _MASKED_SCORE = -(2.0**32) + 1
+ATRANK_LAYER_NORM_EPS = 1e-8  # ATRank's code's own layer norm
 
 
 class TargetAttention(nn.Module):
@@ -73,3 +75,49 @@ class AttentiveMaxPool(nn.Module):
                                for rows in batch_slices(b, length * length * target.shape[-1])])
         pooled = scores.flatten(1).gather(1, index) * pairs.select(index)
         return pooled.clamp(min=0.0), scores
+
+
+class MultiHeadAttention(nn.Module):
+    """ATRank's multi-head attention: ReLU projections of queries, keys and values, scaled dot
+    product, key padding masked (its code's ``multihead_attention`` without the residual)."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"the model size {dim} is not divisible by {heads} heads")
+        self.heads = heads
+        self.q, self.k, self.v = (nn.Linear(dim, dim) for _ in range(3))
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        b, lq, dim = query.shape
+        lk, h = keys.shape[1], self.heads
+
+        def split(x: torch.Tensor, n: int) -> torch.Tensor:
+            return torch.relu(x).reshape(b, n, h, dim // h).transpose(1, 2)
+
+        q, k, v = split(self.q(query), lq), split(self.k(keys), lk), split(self.v(keys), lk)
+        scores = q @ k.transpose(-1, -2) / (dim // h) ** 0.5
+        scores = scores.masked_fill(key_mask[:, None, None, :] == 0, _MASKED_SCORE)
+        out = torch.softmax(scores, dim=-1) @ v
+        return out.transpose(1, 2).reshape(b, lq, dim)
+
+
+class AttentionBlock(nn.Module):
+    """Attention with a residual and layer norm, then the feed-forward net with a residual and
+    layer norm: the code's ``multihead_attention`` followed by its ``feedforward``."""
+
+    def __init__(self, dim: int, heads: int, ff_hidden: int) -> None:
+        super().__init__()
+        self.attention = MultiHeadAttention(dim, heads)
+        self.norm1 = nn.LayerNorm(dim, eps=ATRANK_LAYER_NORM_EPS)
+        self.feed_forward = nn.Sequential(nn.Linear(dim, ff_hidden), nn.ReLU(), nn.Linear(ff_hidden, dim))
+        self.norm2 = nn.LayerNorm(dim, eps=ATRANK_LAYER_NORM_EPS)
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, key_mask: torch.Tensor,
+                any_key: torch.Tensor | None = None) -> torch.Tensor:
+        """``any_key`` (B, 1, 1): 0 where a row has no valid key, whose attention output is dropped."""
+        attended = self.attention(query, keys, key_mask)
+        if any_key is not None:
+            attended = attended * any_key
+        out = self.norm1(query + attended)
+        return self.norm2(out + self.feed_forward(out))

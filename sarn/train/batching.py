@@ -8,7 +8,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from sarn.models import Batch
+from sarn.batch import Batch
 from sarn.params import BatchOrder
 
 _HISTORY_KEYS = ("hist_item", "hist_category", "hist_timestamp", "neg_item", "neg_category")

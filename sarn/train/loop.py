@@ -22,7 +22,8 @@ import torch
 from tqdm import tqdm
 
 from sarn.errors import TrainingError
-from sarn.models import Batch, CTRModel
+from sarn.batch import Batch
+from sarn.models import CTRModel
 from sarn.params import CompileMode, EpochDecay, Precision, TrainingSpec
 from sarn.train.batching import BatchIndex, DeviceSamples
 from sarn.train.metrics import evaluate as evaluate_split

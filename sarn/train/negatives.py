@@ -6,7 +6,7 @@ fixed``); the reference iterator draws a fresh one on every pass over the data
 (``per_epoch``). Both draw a click of the whole log at random (so items come
 popularity-weighted, mapped through the training vocabulary, unknown items to index 0)
 and draw again where it is the clicked item itself. The distribution comes from the
-processed dataset's ``negatives.npz`` (:func:`sarn.data.prepare.load_negative_pool`).
+processed dataset's ``negatives.npz`` (:func:`sarn.data.processed.load_negative_pool`).
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ import inspect
 import logging
 import os
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +27,12 @@ import pandas as pd
 import torch
 
 from sarn.atomic import atomic_dir, write_json
-from sarn.data.prepare import load_meta, load_negative_pool, load_split
-from sarn.data.samples import SPLITS
+from sarn.data.processed import SPLITS, load_meta, load_negative_pool, load_split
 from sarn.errors import ConfigError
-from sarn.models import CTRModel, build_model, model_class
+from sarn.models import CTRModel, model_class
 from sarn.params import CompileMode, ModelSpec, Params, RuntimeSpec, TrainOn, apply_override, evaluation_problem
 from sarn.train.batching import DeviceSamples
+from sarn.train.checkpoint import RUN_FILE, model_for
 from sarn.train.loop import EVAL_SPLITS, RunResult, compile_model, train_run
 from sarn.train.metrics import METRICS
 from sarn.train.negatives import NegativeSampler
@@ -84,8 +86,7 @@ def _new_model(params: Params, spec: ModelSpec, label: str, meta: dict, device: 
     """The model of ``spec`` initialised under ``seed`` and the torch.compile mode it runs in
     (``runtime.compile`` where the model and the device allow it)."""
     torch.manual_seed(seed)
-    net = build_model(spec.model, meta["n_items"], meta["n_categories"], spec.architecture,
-                      meta["n_contexts"]).to(device)
+    net = model_for(spec.model, spec.architecture, meta).to(device)
     asked = params.runtime.compile
     mode = compile_model(net, asked, device)
     if mode != asked and seed == params.experiment.seed:  # said once per stage
@@ -118,53 +119,84 @@ def _run_row(seed: int, result: RunResult, labeled: bool) -> dict:
     return row
 
 
+@dataclass
+class _Setup:
+    """What every seed of a run shares: where it runs, the dataset as it trains on it."""
+
+    name: str
+    dataset: str
+    spec: ModelSpec
+    device: torch.device
+    meta: dict
+    data: dict[str, DeviceSamples]
+    max_len: int
+    eval_every: int | None
+    pool: dict[str, np.ndarray] | None  # the negatives' distribution, where drawn every epoch
+
+
+def _setup(params: Params, dataset: str, name: str, spec: ModelSpec, data_dir: Path, max_len: int) -> _Setup:
+    device = configure_torch(params.runtime)
+    data = _splits(data_dir, device, max_len, spec.training.train_on)
+    _check_steps(params, dataset, name, spec, data["train"].size)
+    pool = load_negative_pool(data_dir) if spec.training.aux_negatives == "per_epoch" else None
+    return _Setup(name, dataset, spec, device, load_meta(data_dir), data, max_len,
+                  params.datasets[dataset].training.eval_every, pool)
+
+
+def _train_one(params: Params, run: _Setup, seed: int, label: str, snapshot_fractions: Sequence[float] = ()
+               ) -> tuple[RunResult, CompileMode]:
+    """One seed of ``run``, trained as every stage trains it."""
+    net, compiled = _new_model(params, run.spec, run.name, run.meta, run.device, seed)
+    result = train_run(net, run.data, run.spec.training, seed, params.runtime.eval_batch_size, label=label,
+                       eval_every=run.eval_every, snapshot_fractions=snapshot_fractions,
+                       precision=params.runtime.precision,
+                       negatives=NegativeSampler(run.pool, seed) if run.pool is not None else None)
+    return result, compiled
+
+
+def _run_record(params: Params, run: _Setup, seeds: list[int], compiled: CompileMode, selection: str) -> dict:
+    """``run.json``: what produced a run folder; :func:`sarn.train.checkpoint.load_trained` rebuilds
+    its models from it."""
+    return {
+        "dataset": run.dataset,
+        "model": run.name,
+        "class": run.spec.model,
+        "notes": inspect.getdoc(sys.modules[model_class(run.spec.model).__module__]) or "",
+        "seeds": seeds,
+        "max_len": run.max_len,
+        "eval_every": run.eval_every,
+        "architecture": run.spec.architecture,
+        "training": run.spec.training.model_dump(),
+        "device": run.device.type,
+        "precision": params.runtime.precision if run.device.type == "cuda" else "fp32",
+        "compile": compiled,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "selection": SELECTION_NOTES[selection],
+        "metrics": ["auc"] if run.meta["labeled"] else list(METRICS),
+    }
+
+
 def _train_seeds(params: Params, dataset: str, name: str, spec: ModelSpec, data_dir: Path, folder: Path,
                  seeds: list[int], max_len: int) -> None:
     """Train run ``name`` (its settings ``spec``) once per seed and write its results into ``folder``."""
-    device = configure_torch(params.runtime)
-    meta = load_meta(data_dir)
-    training = params.datasets[dataset].training
-    data = _splits(data_dir, device, max_len, spec.training.train_on)
-    _check_steps(params, dataset, name, spec, data["train"].size)
+    run = _setup(params, dataset, name, spec, data_dir, max_len)
     log.info("train[%s/%s]: %d train samples on %s, %d seeds, histories up to %d clicks, evaluated %s",
-             dataset, name, data["train"].size, device, len(seeds), max_len,
-             f"every {training.eval_every} steps and at each epoch's end" if training.eval_every
-             else "at each epoch's end")
-    pool = load_negative_pool(data_dir) if spec.training.aux_negatives == "per_epoch" else None
+             dataset, name, run.data["train"].size, run.device, len(seeds), max_len,
+             f"every {run.eval_every} steps and at each epoch's end" if run.eval_every else "at each epoch's end")
     runs, histories = [], []
     (folder / "checkpoints").mkdir()
     for seed in seeds:
-        net, compiled = _new_model(params, spec, name, meta, device, seed)
-        result = train_run(net, data, spec.training, seed, params.runtime.eval_batch_size,
-                           label=f"{dataset}/{name} seed {seed}", eval_every=training.eval_every,
-                           precision=params.runtime.precision,
-                           negatives=NegativeSampler(pool, seed) if pool is not None else None)
+        result, compiled = _train_one(params, run, seed, f"{dataset}/{name} seed {seed}")
         torch.save(result.state_dict, folder / "checkpoints" / f"seed{seed}.pt")
-        runs.append(_run_row(seed, result, meta["labeled"]))
+        runs.append(_run_row(seed, result, run.meta["labeled"]))
         histories += [{"seed": seed, **row} for row in result.history]
         log.info("train[%s/%s] seed %d: %s evaluation at step %d, test AUC %.4f, LogLoss %.4f",
                  dataset, name, seed, "best validation" if result.reported == "validation" else "last",
                  result.best["step"], result.best["test_auc"], result.best["test_logloss"])
     pd.DataFrame(runs).to_csv(folder / "runs.csv", index=False, lineterminator="\n")
     pd.DataFrame(histories).to_csv(folder / "history.csv", index=False, lineterminator="\n")
-    write_json(folder / "run.json", {
-        "dataset": dataset,
-        "model": name,
-        "class": spec.model,
-        "notes": inspect.getdoc(sys.modules[model_class(spec.model).__module__]) or "",
-        "seeds": seeds,
-        "max_len": max_len,
-        "eval_every": training.eval_every,
-        "architecture": spec.architecture,
-        "training": spec.training.model_dump(),
-        "device": device.type,
-        "precision": params.runtime.precision if device.type == "cuda" else "fp32",
-        "compile": compiled,
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "selection": SELECTION_NOTES[runs[0]["selection"]],
-        "metrics": ["auc"] if meta["labeled"] else list(METRICS),
-    })
+    write_json(folder / RUN_FILE, _run_record(params, run, seeds, compiled, runs[0]["selection"]))
 
 
 SELECTION_NOTES = {
@@ -218,21 +250,10 @@ EFFECTS_MANIFEST = "effects.json"
 def train_snapshots(params: Params, dataset: str, model: str, data_dir: Path, out_dir: Path) -> None:
     """Train the first seed of ``model`` once more, as Table II trains it, keeping its weights
     at the fractions of training listed in ``figures.snapshots`` (Fig. 5a) and at its
-    reported evaluation."""
-    spec = params.models[model]
-    training = params.datasets[dataset].training
-    device = configure_torch(params.runtime)
-    meta = load_meta(data_dir)
-    data = _splits(data_dir, device, training.max_len, spec.training.train_on)
-    _check_steps(params, dataset, model, spec, data["train"].size)
-    seed = params.experiment.seed
-    fractions = params.figures.snapshots
-    net, _ = _new_model(params, spec, model, meta, device, seed)
-    pool = load_negative_pool(data_dir) if spec.training.aux_negatives == "per_epoch" else None
-    result = train_run(net, data, spec.training, seed, params.runtime.eval_batch_size,
-                       label=f"{dataset}/{model} snapshots", eval_every=training.eval_every,
-                       snapshot_fractions=fractions, precision=params.runtime.precision,
-                       negatives=NegativeSampler(pool, seed) if pool is not None else None)
+    reported evaluation (``best.pt``), with the run's record beside them."""
+    run = _setup(params, dataset, model, params.models[model], data_dir, params.datasets[dataset].training.max_len)
+    seed, fractions = params.experiment.seed, params.figures.snapshots
+    result, compiled = _train_one(params, run, seed, f"{dataset}/{model} snapshots", fractions)
     with atomic_dir(out_dir) as tmp:
         files = []
         for k, fraction in enumerate(fractions):
@@ -240,8 +261,9 @@ def train_snapshots(params: Params, dataset: str, model: str, data_dir: Path, ou
             files.append({"fraction": fraction, "step": step, "file": f"snapshot{k}.pt"})
             torch.save(state, tmp / f"snapshot{k}.pt")
         torch.save(result.state_dict, tmp / "best.pt")
+        write_json(tmp / RUN_FILE, _run_record(params, run, [seed], compiled, result.reported))
         write_json(tmp / "snapshots.json", {"dataset": dataset, "model": model, "seed": seed,
                                             "best_epoch": result.best["epoch"], "best_step": result.best["step"],
-                                            "max_len": training.max_len, "snapshots": files})
+                                            "max_len": run.max_len, "snapshots": files})
     log.info("snapshots[%s/%s]: %d snapshots at steps %s", dataset, model, len(files),
              [f["step"] for f in files])

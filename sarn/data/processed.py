@@ -1,0 +1,47 @@
+"""A processed dataset's folder: its files, and reading them back (training, figures).
+
+Layout: ``train.npz``, ``valid.npz``, ``test.npz`` (see :mod:`sarn.data.arrays`),
+``meta.json`` (vocabulary sizes), ``ids.npz`` (the raw ids behind every index),
+``negatives.npz`` (the distribution history negatives are drawn from) and ``stats.json``
+(Table I's columns and what the protocol kept). Written by :mod:`sarn.data.preprocess`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from sarn.data.arrays import load_arrays
+from sarn.errors import DataError
+
+SPLITS = ("train", "valid", "test")
+META_FILE = "meta.json"
+STATS_FILE = "stats.json"
+IDS_FILE = "ids.npz"
+NEGATIVES_FILE = "negatives.npz"
+
+
+def load_split(processed_dir: Path, split: str) -> dict[str, np.ndarray]:
+    """The arrays of one split (``train``, ``valid`` or ``test``)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    return load_arrays(processed_dir / f"{split}.npz")
+
+
+def load_negative_pool(processed_dir: Path) -> dict[str, np.ndarray]:
+    """The distribution the history negatives were drawn from (``item``, ``category``, ``clicks``)."""
+    return load_arrays(processed_dir / NEGATIVES_FILE)
+
+
+def load_meta(processed_dir: Path, with_ids: bool = False) -> dict:
+    """Vocabulary sizes of a processed dataset and, with ``with_ids``, the raw ids
+    (``user_ids``, ``item_ids``, ``category_ids`` and ``item_category``) as arrays."""
+    path = processed_dir / META_FILE
+    if not path.is_file():
+        raise DataError(f"{path}: not found (run the preprocess stage first)")
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    if with_ids:
+        meta |= load_arrays(processed_dir / IDS_FILE)
+    return meta

@@ -1,0 +1,79 @@
+"""The raw stage: a dataset's click log from its source (published files, the generator, a
+user's own log), filtered to its k-core, stored in the raw schema.
+
+Layout of a raw dataset folder: ``clicks.npz`` (see :mod:`sarn.data.raw`) and
+``source.json`` (which files it came from, their checksums, and how many rows each
+filter dropped).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from sarn.atomic import atomic_dir, write_json
+from sarn.data.amazon import read_amazon, verify_meta, verify_reviews
+from sarn.data.download import DOWNLOAD_DIR, fetch, sha256_of
+from sarn.data.raw import LOG_FILE, SOURCE_FILE, columns_of, counts, k_core, read_user_log, write_log
+from sarn.data.synthetic import generate_clicks
+from sarn.data.taobao import read_taobao, verify_archive
+from sarn.errors import DataError
+from sarn.params import AmazonSource, DatasetSpec, LogSource, SyntheticSource, TaobaoSource
+
+log = logging.getLogger(__name__)
+
+
+def download(name: str, spec: DatasetSpec, downloads: Path = DOWNLOAD_DIR) -> dict[str, tuple[Path, str]]:
+    """Fetch and verify the published files of dataset ``name`` (none for a generated or a
+    user's own log): params key under ``source`` → (local path, SHA-256). The raw stage
+    calls this first; on its own it fetches ahead, e.g. on a cluster's login node."""
+    source = spec.source
+    files = {}  # params key → (the file, what a new download of it must parse as)
+    if isinstance(source, AmazonSource):
+        files = {"reviews": (source.reviews, verify_reviews), "meta": (source.meta, verify_meta)}
+    elif isinstance(source, TaobaoSource):
+        files = {"archive": (source.archive, verify_archive)}
+    return {key: fetch(remote, f"datasets.{name}.source.{key}", downloads, verify=verify)
+            for key, (remote, verify) in files.items()}
+
+
+def _read_source(name: str, spec: DatasetSpec, downloads: Path) -> tuple[pd.DataFrame, dict]:
+    """The source's log before the core filter, and what describes where it came from."""
+    source = spec.source
+    fetched = download(name, spec, downloads)
+    described: dict = {"kind": source.kind, "files": {path.name: digest for path, digest in fetched.values()}}
+    if isinstance(source, SyntheticSource):
+        log.info("raw[%s]: generating the embedded click log (%s users)", name, source.generator.n_users)
+        return generate_clicks(source.generator), described
+    if isinstance(source, AmazonSource):
+        log.info("raw[%s]: parsing %s and %s", name, fetched["reviews"][0], fetched["meta"][0])
+        return read_amazon(fetched["reviews"][0], fetched["meta"][0]), described
+    if isinstance(source, TaobaoSource):
+        log.info("raw[%s]: parsing %s", name, fetched["archive"][0])
+        frame, dropped = read_taobao(fetched["archive"][0], source.behaviors, source.window)
+        return frame, described | dropped
+    if isinstance(source, LogSource):
+        path = Path(source.path)
+        if not path.is_file():
+            raise DataError(f"datasets.{name}.source.path: {path} does not exist "
+                            "(expected a CSV or parquet click log)")
+        frame, counted = read_user_log(path)
+        return frame, {"kind": "log", "files": {str(path): sha256_of(path)}} | counted
+    raise AssertionError(f"unhandled source {source!r}")  # pragma: no cover - the schema is closed
+
+
+def make_raw(name: str, spec: DatasetSpec, out_dir: Path, downloads: Path = DOWNLOAD_DIR) -> None:
+    """Produce the raw click log of dataset ``name`` in ``out_dir``."""
+    frame, described = _read_source(name, spec, downloads)
+    columns = columns_of(frame)
+    del frame  # the columns alone hold the data now: the core filter frees them one by one
+    before = counts(columns)
+    core = getattr(spec.source, "core", None)
+    rounds = k_core(columns, core) if core is not None else 0
+    described |= {"before_core": before, "core_rounds": rounds, "after_core": counts(columns)}
+    with atomic_dir(out_dir) as tmp:
+        write_log(tmp / LOG_FILE, columns)
+        write_json(tmp / SOURCE_FILE, described)
+    log.info("raw[%s]: %d rows written to %s (%s)", name, before["interactions"], out_dir / LOG_FILE, described)

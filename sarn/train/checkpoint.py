@@ -1,0 +1,37 @@
+"""A run's model from its settings and its dataset's vocabulary, new or from a checkpoint.
+
+Every place that builds a model for a processed dataset comes through here, so that a model is
+always built for the dataset's whole vocabulary, its context feature included, and a trained one
+is rebuilt from its own run folder's record (``run.json``: class and architecture) rather than
+from whatever params.yaml says now.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from sarn.errors import DataError
+from sarn.models import CTRModel, build_model
+
+RUN_FILE = "run.json"
+
+
+def model_for(model: str, architecture: dict, meta: dict) -> CTRModel:
+    """Registered ``model`` with ``architecture`` for the vocabulary of a processed dataset's
+    ``meta.json`` (items, categories and, where the log has one, the context feature)."""
+    return build_model(model, meta["n_items"], meta["n_categories"], architecture, meta["n_contexts"])
+
+
+def load_trained(folder: Path, checkpoint: str, meta: dict) -> CTRModel:
+    """The model of the run folder ``folder`` with the weights of its file ``checkpoint``, in
+    evaluation mode."""
+    record = folder / RUN_FILE
+    if not record.is_file():
+        raise DataError(f"{record}: not found (train the run first)")
+    run = json.loads(record.read_text(encoding="utf-8"))
+    net = model_for(run["class"], run["architecture"], meta)
+    net.load_state_dict(torch.load(folder / checkpoint, map_location="cpu", weights_only=True))
+    return net.eval()
