@@ -13,11 +13,13 @@ from sarn.models.base import Batch, CTRModel, ModelOutput, sum_pool_features
 from sarn.nn import OutputHead
 from sarn.nn.activation import Activation, DiceEval
 from sarn.nn.head import BatchNormMode
-from sarn.nn.recurrent import MaskedGRU
+from sarn.nn.recurrent import PaddedGRU
 
 
 class GRU(CTRModel):
-    compilable = False  # its recurrence is a Python loop over history positions
+    # Dynamo breaks the graph at nn.GRU (two graphs, an eager GRU between); its experimental
+    # allow_rnn compiles again for every history length.
+    compilable = False
 
     def __init__(
         self,
@@ -33,7 +35,7 @@ class GRU(CTRModel):
     ) -> None:
         super().__init__(n_items, n_categories, embedding_dim)
         d = self.item_dim
-        self.gru = MaskedGRU(d, hidden)
+        self.gru = PaddedGRU(d, hidden)
         self.head = OutputHead(3 * d + hidden, head, activation, batchnorm, dice_eval)
 
     def score(self, batch: Batch) -> ModelOutput:
