@@ -21,7 +21,7 @@ from sarn.data.processed import load_negative_pool
 from sarn.data.sources import make_raw
 from sarn.errors import ConfigError
 from sarn.models import build_model
-from sarn.nn.recurrent import MaskedGRU
+from sarn.nn.recurrent import AUGRU, PaddedGRU
 from sarn.params import validate
 from sarn.train import runner
 from sarn.train.batching import DeviceSamples
@@ -157,22 +157,23 @@ def test_glorot_initialisation_starts_layers_as_tensorflow_does():
     net = build_model("dien", 50, 8, {**yaml.safe_load((ROOT / "params.yaml").read_text())["models"]["dien"]
                                       ["architecture"], "dense_init": "glorot"})
     linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
-    grus = [m for m in net.modules() if isinstance(m, MaskedGRU)]
-    assert linears and grus
-    in_gru = {id(p) for g in grus for p in g.parameters()}
+    recurrent = [(m.gru.weight_ih_l0, m.gru.weight_hh_l0, m.gru.bias_ih_l0, m.gru.bias_hh_l0)
+                 for m in net.modules() if isinstance(m, PaddedGRU)]
+    recurrent += [(m.cell.weight_ih, m.cell.weight_hh, m.cell.bias_ih, m.cell.bias_hh)
+                  for m in net.modules() if isinstance(m, AUGRU)]
+    assert linears and len(recurrent) == 2  # DIEN's interest extractor and its AUGRU
     for layer in linears:
-        if id(layer.weight) in in_gru:
-            continue
         bound = math.sqrt(6 / (layer.in_features + layer.out_features))
         assert layer.weight.abs().max() <= bound and layer.weight.abs().max() > 0.8 * bound
         assert layer.bias is None or (layer.bias == 0).all()
-    for gru in grus:
-        h = gru.hidden_dim
-        bias = gru.input_gates.bias
-        assert (bias[:h] == 1).all() and (bias[h:2 * h] == -1).all() and (bias[2 * h:] == 0).all()
-        assert (gru.state_gates.bias == 0).all()
-        gate_bound = math.sqrt(6 / (gru.input_gates.in_features + h + 2 * h))
-        assert gru.input_gates.weight[: 2 * h].abs().max() <= gate_bound
+    for weight_ih, weight_hh, bias_ih, bias_hh in recurrent:
+        h = weight_hh.shape[1]
+        assert (bias_ih[: 2 * h] == 1).all() and (bias_ih[2 * h :] == 0).all() and (bias_hh == 0).all()
+        gate_bound = math.sqrt(6 / (weight_ih.shape[1] + h + 2 * h))
+        candidate_bound = math.sqrt(6 / (weight_ih.shape[1] + h + h))
+        for weight in (weight_ih, weight_hh):
+            assert 0.8 * gate_bound < weight[: 2 * h].abs().max() <= gate_bound
+            assert 0.8 * candidate_bound < weight[2 * h :].abs().max() <= candidate_bound
     torch.manual_seed(0)
     plain = build_model("din", 50, 8, {**yaml.safe_load((ROOT / "params.yaml").read_text())["models"]["din"]
                                        ["architecture"], "dense_init": "torch"})

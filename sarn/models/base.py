@@ -36,8 +36,8 @@ class CTRModel(nn.Module):
     learned bias per context value added to the logit (see :meth:`attach_context`).
     """
 
-    # False where the forward pass loops in Python over history positions: a compiler would
-    # unroll the loop and compile again for every history length.
+    # False where torch.compile cannot make one graph for every history length: a Python loop
+    # over positions is unrolled and compiled again per length; nn.GRU breaks the graph.
     compilable: ClassVar[bool] = True
 
     def __init__(self, n_items: int, n_categories: int, embedding_dim: int, dense_init: DenseInit) -> None:

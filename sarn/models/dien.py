@@ -1,16 +1,18 @@
 """DIEN (Zhou et al., AAAI 2019) as the DIEN repository computes it, with the paper's AUGRU.
 
-Interest extractor GRU over X → states h_t; DIN's attention unit between the target
-(first through Linear + PReLU, as the code does) and h_t, masked softmax over time;
-AUGRU over h_t with the update gate scaled by the attention score; head([t, Σ X,
-t ⊙ Σ X, h′]) with Dice, h′ the AUGRU state after the last valid click.
+Interest extractor GRU over X → states h_t (zero past a history's end, as TF's dynamic_rnn
+gives them); DIN's attention unit between the target (first through Linear + PReLU, as the
+code does) and h_t, masked softmax over time; AUGRU over h_t with the update gate scaled by
+the attention score; head([t, Σ X, t ⊙ Σ X, h′]) with Dice, h′ the AUGRU state after the
+last valid click.
 
 Auxiliary loss (weight ``aux_weight``, code: 1): h_t must tell the next clicked item
 x_{t+1} from a sampled negative at t+1; aux net batch norm → 100 sigmoid → 50 sigmoid →
-2-way softmax; mean over B·(L−1) with padded steps masked.
+2-way softmax; mean over B·(L−1) with padded steps masked (the batch norm still sees
+their zero states, as in the code).
 
 Where the code and the paper disagree we follow the paper for AUGRU's gate (see
-:class:`sarn.nn.recurrent.MaskedGRU`); the code's head also takes a user embedding,
+:class:`sarn.nn.recurrent.AUGRU`); the code's head also takes a user embedding,
 left out here as for every model (test users are unseen in training).
 """
 
@@ -19,16 +21,23 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sarn.models.base import Batch, CTRModel, ModelOutput, sum_pool_features
-from sarn.nn import ClickHead, OutputHead, TargetAttention
-from sarn.nn.activation import Activation, DiceEval
-from sarn.nn.head import BatchNormMode
-from sarn.nn.init import DenseInit
-from sarn.nn.recurrent import MaskedGRU
+from sarn.batch import Batch
+from sarn.models.base import CTRModel, ModelOutput, sum_pool_features
+from sarn.nn import (
+    AUGRU,
+    Activation,
+    BatchNormMode,
+    ClickHead,
+    DenseInit,
+    DiceEval,
+    OutputHead,
+    PaddedGRU,
+    TargetAttention,
+)
 
 
 class DIEN(CTRModel):
-    compilable = False  # its recurrence is a Python loop over history positions
+    compilable = False  # its AUGRU is a Python loop over history positions
 
     def __init__(
         self,
@@ -49,10 +58,10 @@ class DIEN(CTRModel):
         super().__init__(n_items, n_categories, embedding_dim, dense_init)
         d = self.item_dim
         self.aux_weight = aux_weight
-        self.extractor = MaskedGRU(d, hidden)
+        self.extractor = PaddedGRU(d, hidden)
         self.query = nn.Sequential(nn.Linear(d, hidden), nn.PReLU(hidden, init=0.1))
         self.attention = TargetAttention(hidden, attention_hidden)
-        self.evolution = MaskedGRU(hidden, hidden)
+        self.evolution = AUGRU(hidden, hidden)
         self.aux_net = ClickHead(hidden + d, aux_hidden, batchnorm)
         self.head = OutputHead(3 * d + hidden, head, activation, batchnorm, dice_eval)
 
@@ -60,7 +69,7 @@ class DIEN(CTRModel):
         target, history, mask = self.embed(batch)
         states, _ = self.extractor(history, mask)
         _, weights = self.attention(self.query(target), states, mask)
-        _, final = self.evolution(states, mask, attention=weights)
+        final = self.evolution(states, mask, weights)
         logit = self.head(torch.cat([*sum_pool_features(target, history, mask), final], dim=-1))
         if not self.training or not self.aux_weight:
             return ModelOutput(logit, self.no_aux_loss(logit))

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import torch
 
-from sarn.models.base import Batch, CTRModel, ModelOutput, sum_pool_features
-from sarn.nn import OutputHead
-from sarn.nn.activation import Activation, DiceEval
-from sarn.nn.head import BatchNormMode
-from sarn.nn.init import DenseInit
-from sarn.nn.recurrent import MaskedGRU
+from sarn.batch import Batch
+from sarn.models.base import CTRModel, ModelOutput, sum_pool_features
+from sarn.nn import Activation, BatchNormMode, DenseInit, DiceEval, OutputHead, PaddedGRU
 
 
 class GRU(CTRModel):
-    compilable = False  # its recurrence is a Python loop over history positions
+    # Dynamo breaks the graph at nn.GRU (two graphs, an eager GRU between); its experimental
+    # allow_rnn compiles again for every history length.
+    compilable = False
 
     def __init__(
         self,
@@ -35,7 +34,7 @@ class GRU(CTRModel):
     ) -> None:
         super().__init__(n_items, n_categories, embedding_dim, dense_init)
         d = self.item_dim
-        self.gru = MaskedGRU(d, hidden)
+        self.gru = PaddedGRU(d, hidden)
         self.head = OutputHead(3 * d + hidden, head, activation, batchnorm, dice_eval)
 
     def score(self, batch: Batch) -> ModelOutput:

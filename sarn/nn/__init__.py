@@ -5,10 +5,12 @@ from sarn.nn.attention import AttentionBlock, AttentiveMaxPool, MultiHeadAttenti
 from sarn.nn.embedding import ItemEmbedding
 from sarn.nn.head import BatchNorm, BatchNormMode, ClickHead, OutputHead
 from sarn.nn.init import DenseInit, init_dense
+from sarn.nn.recurrent import AUGRU, PaddedGRU
 from sarn.nn.relation import MaterialisedPairs, Pairs, SimilitudePairs, SimilitudeRelation, relation_combine
 from sarn.nn.sequence import masked_max, masked_mean, masked_sum
 
 __all__ = [
+    "AUGRU",
     "Activation",
     "AttentionBlock",
     "AttentiveMaxPool",
@@ -22,6 +24,7 @@ __all__ = [
     "MaterialisedPairs",
     "MultiHeadAttention",
     "OutputHead",
+    "PaddedGRU",
     "Pairs",
     "SimilitudePairs",
     "SimilitudeRelation",

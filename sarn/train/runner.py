@@ -91,7 +91,7 @@ def _new_model(params: Params, spec: ModelSpec, label: str, meta: dict, device: 
     mode = compile_model(net, asked, device)
     if mode != asked and seed == params.experiment.seed:  # said once per stage
         log.warning("runtime.compile is %s, but %s runs %s", asked, label,
-                    "eagerly: its recurrence is a Python loop" if not net.compilable
+                    "eagerly: its recurrence does not compile as one graph" if not net.compilable
                     else "in torch.compile's default mode: CUDA graphs need CUDA")
     return net, mode
 
