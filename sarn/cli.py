@@ -36,7 +36,12 @@ def _parser() -> argparse.ArgumentParser:
 
     down = sub.add_parser("download", help="fetch and verify a dataset's published files ahead of the raw stage")
     down.add_argument("--dataset", required=True)
-    for fetching in (raw, down):
+    desc = sub.add_parser("describe", help="what preprocessing would keep of a dataset (users, samples per "
+                                           "split, the test set's precision), without writing anything")
+    desc.add_argument("--dataset", required=True)
+    desc.add_argument("--raw", type=Path, default=None,
+                      help="the raw stage's folder, read where it exists (default: data/raw/<dataset>)")
+    for fetching in (raw, down, desc):
         fetching.add_argument("--downloads", type=Path, default=Path("data/download"),
                               help="where published files are fetched to, or placed by hand (default: %(default)s)")
 
@@ -84,11 +89,13 @@ def _parser() -> argparse.ArgumentParser:
 
     idx = sub.add_parser("index", help="reports/index.html linking every table and figure")
     idx.add_argument("--reports", type=Path, required=True, help="reports folder")
+    idx.add_argument("--processed", type=Path, required=True, help="processed data root (Table I's statistics)")
 
     agg = sub.add_parser("aggregate", help="Table II and the aggregate metrics file")
     agg.add_argument("--results", type=Path, required=True, help="results root folder")
     agg.add_argument("--table", type=Path, required=True)
     agg.add_argument("--metrics", type=Path, required=True)
+    agg.add_argument("--curves", type=Path, required=True, help="folder of each run's training curves")
 
     rep = sub.add_parser("report", help="execute a report notebook with papermill")
     rep.add_argument("--notebook", type=Path, required=True, help="template notebook")
@@ -130,7 +137,7 @@ def _run(args: argparse.Namespace) -> None:
         log.info("%s is valid%s", args.params,
                  f" (and fits the processed data of {', '.join(checked)})" if checked else "")
         return
-    if args.command in ("raw", "download", "preprocess", "train", "sweep", "effects") \
+    if args.command in ("raw", "download", "describe", "preprocess", "train", "sweep", "effects") \
             and args.dataset not in params.datasets:
         raise SarnError(f"unknown dataset {args.dataset!r}; {args.params} defines: "
                         f"{', '.join(sorted(params.datasets))}")
@@ -149,6 +156,11 @@ def _run(args: argparse.Namespace) -> None:
             log.info("datasets.%s.source.%s: %s (sha256 %s)", args.dataset, key, path, digest)
         if not fetched:
             log.info("datasets.%s: nothing to download (a generated or a user's own log)", args.dataset)
+    elif args.command == "describe":
+        from sarn.data.describe import describe
+
+        print(describe(args.dataset, params.datasets[args.dataset], args.raw or Path("data/raw") / args.dataset,
+                       args.downloads))
     elif args.command == "preprocess":
         from sarn.data.preprocess import preprocess
 
@@ -189,12 +201,12 @@ def _run(args: argparse.Namespace) -> None:
     elif args.command == "index":
         from sarn.report.index import write_index
 
-        write_index(args.reports, args.params)
+        write_index(args.reports, args.params, args.processed)
     elif args.command == "aggregate":
         from sarn.report.aggregate import aggregate
 
         aggregate(params.experiment.datasets, params.experiment.models, args.results,
-                  args.table, args.metrics)
+                  args.table, args.metrics, args.curves)
     elif args.command == "report":
         from sarn.report.notebook import render_notebook
 

@@ -433,6 +433,15 @@ def _list_problems(params: Params) -> list[str]:
     return problems
 
 
+# What each figures key's run is for, in the message that asks for it.
+_FIGURE_RUNS = {
+    "with_positional": "Fig. 4 draws its training curves beside figures.without_positional's",
+    "without_positional": "Fig. 4 draws its training curves beside figures.with_positional's; "
+                          "sarn_no_pos is SARN without the positional loss",
+    "model": "Figs. 5 and 6 draw this SARN run's relations and attention",
+}
+
+
 def _check_cross_references(params: Params, source: str) -> None:
     problems = _list_problems(params)
     for dataset, spec in params.datasets.items():
@@ -455,7 +464,8 @@ def _check_cross_references(params: Params, source: str) -> None:
     for key in ("with_positional", "without_positional", "model"):
         name = getattr(figures, key)
         if name not in params.experiment.models:
-            problems.append(f"  figures.{key}: {name!r} is not a run of experiment.models")
+            problems.append(f"  figures.{key}: {name!r} is not a run of experiment.models: add it there "
+                            f"({_FIGURE_RUNS[key]}), or name a run of experiment.models here")
         elif key == "model" and params.models[name].model != "sarn":
             problems.append(f"  figures.model: {name!r} is a {params.models[name].model}, not a SARN run")
     if problems:

@@ -181,3 +181,10 @@ def test_negative_drop_only_for_logs(params_dict: dict) -> None:
 def test_taobao_window_must_be_ordered(params_dict: dict) -> None:
     params_dict["datasets"]["taobao"]["source"]["window"] = [1512316799, 1511539200]
     assert "window must be [first, last]" in _error(params_dict)
+
+
+def test_a_figure_run_missing_from_the_experiment_says_what_to_add(params_dict: dict) -> None:
+    params_dict["experiment"]["models"] = ["din", "sarn"]
+    message = _error(params_dict)
+    assert ("figures.without_positional: 'sarn_no_pos' is not a run of experiment.models: add it there "
+            "(Fig. 4 draws its training curves beside figures.with_positional's") in message

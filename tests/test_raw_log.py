@@ -199,7 +199,8 @@ def test_a_labeled_log_with_context_runs_through_every_stage_and_reports_auc_onl
                  ["preprocess", "--dataset", "mine", "--raw", "data/raw/mine", "--out", "data/processed/mine"],
                  *(["train", "--dataset", "mine", "--model", model, "--data", "data/processed/mine",
                     "--out", f"results/table2/mine/{model}"] for model in params["experiment"]["models"]),
-                 ["aggregate", "--results", "results/table2", "--table", "table2.csv", "--metrics", "metrics.json"]):
+                 ["aggregate", "--results", "results/table2", "--table", "table2.csv", "--metrics", "metrics.json",
+                  "--curves", "curves"]):
         assert main(argv) == 0, argv
     meta = json.loads((tmp_path / "data/processed/mine/meta.json").read_text())
     assert meta["labeled"] and meta["n_contexts"] == 3
@@ -207,6 +208,39 @@ def test_a_labeled_log_with_context_runs_through_every_stage_and_reports_auc_onl
     assert 0.5 < metrics["auc_mean"] <= 1 and "logloss_mean" not in metrics and "gauc_mean" not in metrics
     runs = pd.read_csv(tmp_path / "results/table2/mine/din/runs.csv")
     assert runs["test_logloss"].isna().all() and runs["test_auc"].notna().all()
+    # No negative dropped: nothing biases LogLoss and gAUC, which are then reported.
+    params["datasets"]["mine"]["protocol"]["negative_drop"] = 0.0
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    for argv in (["preprocess", "--dataset", "mine", "--raw", "data/raw/mine", "--out", "data/processed/mine"],
+                 ["train", "--dataset", "mine", "--model", "din", "--data", "data/processed/mine",
+                  "--out", "results/table2/mine/din"]):
+        assert main(argv) == 0, argv
+    runs = pd.read_csv(tmp_path / "results/table2/mine/din/runs.csv")
+    assert runs["test_logloss"].notna().all() and runs["test_gauc"].notna().all()
+
+
+def test_describe_says_what_preprocessing_keeps_and_warns_of_a_small_test_set(tmp_path, monkeypatch, capsys,
+                                                                              caplog) -> None:
+    import logging
+
+    import yaml
+
+    from sarn.cli import main
+    from tests.conftest import tiny_params
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
+    monkeypatch.chdir(tmp_path)
+    assert main(["describe", "--dataset", "default"]) == 0
+    out = capsys.readouterr().out
+    assert "datasets.default, read from its source (synthetic)" in out
+    assert "  test: 48 samples (10.0%), 50.0% clicks" in out and "known to about ±0.065" in out
+    assert not (tmp_path / "data").exists()  # nothing written
+    with caplog.at_level(logging.WARNING, logger="sarn.data.preprocess"):
+        assert main(["raw", "--dataset", "default", "--out", "raw"]) == 0
+        assert main(["preprocess", "--dataset", "default", "--raw", "raw", "--out", "processed"]) == 0
+    assert "the test set has 48 samples: an AUC measured on it is known to about ±0.065" in caplog.text
+    assert main(["describe", "--dataset", "default", "--raw", "raw"]) == 0
+    assert "read from raw/clicks.npz" in capsys.readouterr().out
 
 
 def test_a_missing_or_foreign_stored_log_is_refused(tmp_path) -> None:

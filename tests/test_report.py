@@ -29,13 +29,22 @@ def _write_runs(root, dataset, model, aucs, sub=None, testsel=0.01, last=-0.02, 
         "testsel_test_gauc": aucs, "last_step": [50] * n, "last_test_auc": aucs + last,
         "last_test_logloss": loglosses, "last_test_gauc": aucs,
     }).to_csv(folder / "runs.csv", index=False)
+    pd.DataFrame({  # two evaluations a seed: mid-epoch (step 5) and the epoch's end (step 10)
+        "seed": np.repeat(range(n), 2), "epoch": 1, "step": [5, 10] * n, "epoch_end": [0, 1] * n,
+        "train_logloss": 0.6, "valid_auc": np.repeat(aucs, 2), "test_auc": np.repeat(aucs, 2) + [0.0, 0.01] * n,
+        "test_logloss": 0.5,
+    }).to_csv(folder / "history.csv", index=False)
 
 
 def test_table2_statistics_test_and_paper_numbers(tmp_path) -> None:
     sarn, din = [0.87, 0.88, 0.86, 0.875], [0.85, 0.84, 0.855, 0.845]
     _write_runs(tmp_path, "electronics", "din", din)
     _write_runs(tmp_path, "electronics", "sarn", sarn)
-    table = aggregate(["electronics"], ["din", "sarn"], tmp_path, tmp_path / "t2.csv", tmp_path / "m.json")
+    table = aggregate(["electronics"], ["din", "sarn"], tmp_path, tmp_path / "t2.csv", tmp_path / "m.json",
+                      tmp_path / "curves")
+    curves = pd.read_csv(tmp_path / "curves" / "electronics" / "din.csv")
+    assert curves.step.tolist() == [5, 10] and curves.epochs.tolist() == [0.5, 1.0]
+    assert curves.test_auc.tolist() == pytest.approx([np.mean(din), np.mean(din) + 0.01])
     din_row, sarn_row = table.iloc[0], table.iloc[1]
     assert din_row.auc_mean == pytest.approx(np.mean(din))
     assert din_row.auc_std == pytest.approx(np.std(din, ddof=1))
@@ -88,7 +97,7 @@ def test_protocol_effects_compare_each_choice_with_the_baseline_under_its_own_ru
 def test_a_missing_run_is_named(tmp_path) -> None:
     _write_runs(tmp_path, "default", "din", [0.8, 0.81])
     with pytest.raises(DataError, match="sarn/runs.csv: not found"):
-        aggregate(["default"], ["din", "sarn"], tmp_path, tmp_path / "t2.csv", tmp_path / "m.json")
+        aggregate(["default"], ["din", "sarn"], tmp_path, tmp_path / "t2.csv", tmp_path / "m.json", tmp_path / "c")
     assert not (tmp_path / "t2.csv").exists()
 
 

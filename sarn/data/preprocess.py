@@ -31,3 +31,19 @@ def preprocess(name: str, spec: DatasetSpec, raw_dir: Path, out_dir: Path) -> No
         write_json(tmp / META_FILE, {k: v for k, v in meta.items() if k not in ("statistics", "ids", "negative_pool")})
         write_json(tmp / STATS_FILE, {"dataset": name, **meta["statistics"], "source": filtering})
     log.info("preprocess[%s]: %s", name, meta["statistics"])
+    warn_if_test_set_is_small(name, meta["statistics"])
+
+
+# A test set whose AUC is known to no better than this cannot rank the paper's models, whose
+# AUCs differ by about 0.01 to 0.02 in its Table II.
+SMALL_TEST_SET_ERROR = 0.005
+
+
+def warn_if_test_set_is_small(name: str, statistics: dict) -> None:
+    error = statistics["test_auc_standard_error"]
+    if error > SMALL_TEST_SET_ERROR:
+        log.warning("preprocess[%s]: the test set has %d samples: an AUC measured on it is known to about ±%.3f "
+                    "(standard error at AUC 0.8), while the paper's models differ by 0.01 to 0.02; compare "
+                    "models over several seeds (Welch's p-values in the report), or give the dataset more test "
+                    "users (protocol.split)", name, statistics["test_samples"], error)
+

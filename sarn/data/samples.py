@@ -289,6 +289,7 @@ def build_samples(log: pd.DataFrame, protocol: ProtocolSpec, on_split: SplitSink
         "n_categories": int(vocab_cats.size + 1),
         "n_contexts": int(vocab_contexts.size + 1) if vocab_contexts is not None else 0,
         "labeled": labeled,
+        "negative_drop": protocol.negative_drop,  # > 0: training negatives dropped, LogLoss biased
         "ids": {
             "user_ids": ids["user_id"][user_codes],
             "item_ids": ids["item_id"][vocab_items],
@@ -296,10 +297,24 @@ def build_samples(log: pd.DataFrame, protocol: ProtocolSpec, on_split: SplitSink
             "item_category": item_category.astype(np.int64),
             **({"context_ids": ids["context"][vocab_contexts]} if vocab_contexts is not None else {}),
         },
-        "statistics": {**log_counts, "labeled": labeled, **split_stats},
+        "statistics": {**log_counts, "labeled": labeled, **split_stats,
+                       "test_auc_standard_error": round(auc_standard_error(split_stats["test_positives"],
+                                                                           split_stats["test_samples"]), 4)},
         "negative_pool": pool,
     }
     return splits, meta
+
+
+def auc_standard_error(positives: int, samples: int, auc: float = 0.8) -> float:
+    """The standard error of an AUC of about ``auc`` measured on ``samples`` of which ``positives``
+    are clicks (Hanley and McNeil, Radiology 143, 1982): how far apart two models' AUCs on this
+    test set must be before the difference means anything."""
+    negatives = samples - positives
+    if min(positives, negatives) < 1:
+        return float("nan")
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    variance = (auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2))
+    return float(np.sqrt(variance / (positives * negatives)))
 
 
 def _negative_pool(log: _SortedLog, item_index: np.ndarray, cat_index: np.ndarray) -> dict[str, np.ndarray]:
@@ -319,6 +334,7 @@ def _split_statistics(name: str, arrays: dict[str, np.ndarray]) -> dict:
     """What the sample construction kept in one split (beside Table I's columns)."""
     return {
         f"{name}_samples": int(arrays["label"].size),
+        f"{name}_positives": int(arrays["label"].sum()),
         f"{name}_positive_share": round(float(arrays["label"].mean()), 4),
         f"{name}_mean_history": round(float(arrays["length"].mean()), 4),
     }

@@ -16,7 +16,7 @@ import pandas as pd
 from sarn.atomic import atomic_dir, write_json
 from sarn.data.amazon import read_amazon, verify_meta, verify_reviews
 from sarn.data.download import DOWNLOAD_DIR, fetch, sha256_of
-from sarn.data.raw import LOG_FILE, SOURCE_FILE, columns_of, counts, k_core, read_user_log, write_log
+from sarn.data.raw import LOG_FILE, SOURCE_FILE, LogColumns, columns_of, counts, k_core, read_user_log, write_log
 from sarn.data.synthetic import generate_clicks
 from sarn.data.taobao import read_taobao, verify_archive
 from sarn.errors import DataError
@@ -64,15 +64,22 @@ def _read_source(name: str, spec: DatasetSpec, downloads: Path) -> tuple[pd.Data
     raise AssertionError(f"unhandled source {source!r}")  # pragma: no cover - the schema is closed
 
 
-def make_raw(name: str, spec: DatasetSpec, out_dir: Path, downloads: Path = DOWNLOAD_DIR) -> None:
-    """Produce the raw click log of dataset ``name`` in ``out_dir``."""
+def raw_log(name: str, spec: DatasetSpec, downloads: Path = DOWNLOAD_DIR) -> tuple[LogColumns, dict]:
+    """The raw click log of dataset ``name`` (its columns, after the core filter) and what
+    describes where it came from and what each filter dropped (``source.json``)."""
     frame, described = _read_source(name, spec, downloads)
     columns = columns_of(frame)
     del frame  # the columns alone hold the data now: the core filter frees them one by one
     before = counts(columns)
     core = getattr(spec.source, "core", None)
     rounds = k_core(columns, core) if core is not None else 0
-    described |= {"before_core": before, "core_rounds": rounds, "after_core": counts(columns)}
+    return columns, described | {"before_core": before, "core_rounds": rounds, "after_core": counts(columns)}
+
+
+def make_raw(name: str, spec: DatasetSpec, out_dir: Path, downloads: Path = DOWNLOAD_DIR) -> None:
+    """Produce the raw click log of dataset ``name`` in ``out_dir``."""
+    columns, described = raw_log(name, spec, downloads)
+    before = described["before_core"]
     with atomic_dir(out_dir) as tmp:
         write_log(tmp / LOG_FILE, columns)
         write_json(tmp / SOURCE_FILE, described)

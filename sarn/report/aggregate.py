@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from sarn.atomic import atomic_path, write_json
+from sarn.atomic import atomic_dir, atomic_path, write_json
 from sarn.errors import DataError
 from sarn.report import paper
 from sarn.train.metrics import METRICS
@@ -79,9 +79,20 @@ def _summarise(dataset: str, model: str, runs: pd.DataFrame, reference: pd.DataF
     return row
 
 
+def training_curves(history: pd.DataFrame) -> pd.DataFrame:
+    """A run's curves over its evaluations, mean over the seeds: step, fraction of epochs,
+    whether it ends an epoch, train LogLoss and every evaluated metric (DVC's plots)."""
+    steps_per_epoch = history.loc[history.epoch_end == 1, "step"].min()
+    values = [c for c in history.columns if c not in ("seed", "epoch", "step", "epoch_end")]
+    curves = history.groupby("step", sort=True).agg({"epoch_end": "max", **{c: "mean" for c in values}})
+    curves.insert(0, "epochs", curves.index / steps_per_epoch)
+    return curves.reset_index()
+
+
 def aggregate(datasets: list[str], models: list[str], results_root: Path,
-              table_path: Path, metrics_path: Path) -> pd.DataFrame:
-    """Write Table II (mean and std over seeds) and the aggregate metrics file."""
+              table_path: Path, metrics_path: Path, curves_dir: Path) -> pd.DataFrame:
+    """Write Table II (mean and std over seeds), the aggregate metrics file, and each run's
+    training curves (``curves_dir/<dataset>/<model>.csv``, declared as DVC plots)."""
     rows = []
     for dataset in datasets:
         runs = {
@@ -99,7 +110,13 @@ def aggregate(datasets: list[str], models: list[str], results_root: Path,
             k: v for k, v in row.items() if k not in ("dataset", "model") and v is not None
         }
     write_json(metrics_path, metrics)
-    log.info("aggregate: %d (dataset, model) rows written to %s", len(rows), table_path)
+    with atomic_dir(curves_dir) as tmp:
+        for dataset in datasets:
+            (tmp / dataset).mkdir()
+            for model in models:
+                history = pd.read_csv(results_root / dataset / model / "history.csv")
+                training_curves(history).to_csv(tmp / dataset / f"{model}.csv", index=False, lineterminator="\n")
+    log.info("aggregate: %d (dataset, model) rows written to %s, curves to %s", len(rows), table_path, curves_dir)
     return table
 
 

@@ -5,6 +5,7 @@ Reads only stage outputs (CSV files); never models or data.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -20,14 +21,22 @@ import seaborn as sns
 from sarn.atomic import atomic_path
 
 
-def check_kernel(expected_python: str) -> None:
+# Set by sarn.report.notebook for the kernel it starts: the interpreter that started it. An
+# environment variable rather than a notebook parameter, so that the executed notebook never
+# shows a path of the machine it ran on.
+KERNEL_PYTHON_VARIABLE = "SARN_KERNEL_PYTHON"
+
+
+def check_kernel() -> None:
     """Refuse to run on another interpreter than the one that launched papermill.
 
     A ``python3`` kernelspec elsewhere on JUPYTER_PATH would otherwise render the report
     with another environment's packages without a word.
     """
-    if expected_python and Path(sys.executable).resolve() != Path(expected_python).resolve():
-        raise RuntimeError(f"kernel runs {sys.executable}, expected {expected_python}")
+    expected = os.environ.get(KERNEL_PYTHON_VARIABLE)
+    if expected and Path(sys.executable).resolve() != Path(expected).resolve():
+        raise RuntimeError(f"the report's kernel runs another Python than the one that started it "
+                           f"({KERNEL_PYTHON_VARIABLE}); check the python3 kernelspecs on JUPYTER_PATH")
 
 
 def save_figure(fig: plt.Figure, folder: str | Path, stem: str, dpi: int) -> list[Path]:

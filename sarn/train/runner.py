@@ -103,7 +103,13 @@ def _check_steps(params: Params, dataset: str, name: str, spec: ModelSpec, train
         raise ConfigError(problem)
 
 
-def _run_row(seed: int, result: RunResult, labeled: bool) -> dict:
+def _biased_loglosses(meta: dict) -> bool:
+    """Whether LogLoss and gAUC would mislead: preprocessing dropped training negatives (a log
+    with labels, ``negative_drop`` > 0), so predicted click rates are shifted; the AUC is not."""
+    return meta["labeled"] and meta["negative_drop"] > 0
+
+
+def _run_row(seed: int, result: RunResult, biased: bool) -> dict:
     """One line of runs.csv: the reported evaluation, and the test metrics the reference code's
     rule (best test AUC) and the last evaluation would give."""
     best = result.best
@@ -114,7 +120,7 @@ def _run_row(seed: int, result: RunResult, labeled: bool) -> dict:
         picked = result.history[result.selected[rule]]
         row[f"{prefix}_step"] = picked["step"]
         row |= {f"{prefix}_test_{metric}": picked[f"test_{metric}"] for metric in METRICS}
-    if labeled:  # negatives were dropped from training: only the AUC is comparable
+    if biased:  # negatives were dropped from training: only the AUC is comparable
         row = {k: (None if k.endswith(("_logloss", "_gauc")) else v) for k, v in row.items()}
     return row
 
@@ -173,7 +179,7 @@ def _run_record(params: Params, run: _Setup, seeds: list[int], compiled: Compile
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "selection": SELECTION_NOTES[selection],
-        "metrics": ["auc"] if run.meta["labeled"] else list(METRICS),
+        "metrics": ["auc"] if _biased_loglosses(run.meta) else list(METRICS),
     }
 
 
@@ -189,7 +195,7 @@ def _train_seeds(params: Params, dataset: str, name: str, spec: ModelSpec, data_
     for seed in seeds:
         result, compiled = _train_one(params, run, seed, f"{dataset}/{name} seed {seed}")
         torch.save(result.state_dict, folder / "checkpoints" / f"seed{seed}.pt")
-        runs.append(_run_row(seed, result, run.meta["labeled"]))
+        runs.append(_run_row(seed, result, _biased_loglosses(run.meta)))
         histories += [{"seed": seed, **row} for row in result.history]
         log.info("train[%s/%s] seed %d: %s evaluation at step %d, test AUC %.4f, LogLoss %.4f",
                  dataset, name, seed, "best validation" if result.reported == "validation" else "last",

@@ -108,6 +108,8 @@ rule report_fig6:
 rule index:
     input:
         params="params.yaml",
+        processed=expand("data/processed/{dataset}", dataset=DATASETS),
+        tables=["reports/table2.csv", "reports/table3.csv", "reports/effects.csv"],
         reports=["reports/tables.html", "reports/fig4.html", "reports/fig5.html", "reports/fig6.html"],
         code=code("index"),
     output:
@@ -117,4 +119,4 @@ rule index:
     conda:
         "../envs/sarn.yaml"
     shell:
-        "python -m sarn index --reports reports 2> {log}"
+        "python -m sarn index --reports reports --processed data/processed 2> {log}"

@@ -6,13 +6,14 @@ rule aggregate:
     output:
         table="reports/table2.csv",
         metrics="reports/metrics.json",
+        curves=directory("reports/curves"),
     log:
         "logs/aggregate.log",
     conda:
         "../envs/sarn.yaml"
     shell:
         "python -m sarn aggregate --results results/table2 --table {output.table}"
-        " --metrics {output.metrics} 2> {log}"
+        " --metrics {output.metrics} --curves {output.curves} 2> {log}"
 
 
 rule table3:
