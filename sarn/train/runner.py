@@ -32,7 +32,7 @@ from sarn.errors import ConfigError
 from sarn.models import CTRModel, model_class
 from sarn.params import CompileMode, ModelSpec, Params, RuntimeSpec, TrainOn, apply_override, evaluation_problem
 from sarn.train.batching import DeviceSamples
-from sarn.train.checkpoint import RUN_FILE, model_for
+from sarn.train.checkpoint import RUN_FILE, model_for, save_state
 from sarn.train.loop import EVAL_SPLITS, RunResult, compile_model, train_run
 from sarn.train.metrics import METRICS
 from sarn.train.negatives import NegativeSampler
@@ -188,7 +188,7 @@ def _train_seeds(params: Params, dataset: str, name: str, spec: ModelSpec, data_
     (folder / "checkpoints").mkdir()
     for seed in seeds:
         result, compiled = _train_one(params, run, seed, f"{dataset}/{name} seed {seed}")
-        torch.save(result.state_dict, folder / "checkpoints" / f"seed{seed}.pt")
+        save_state(result.state_dict, folder / "checkpoints" / f"seed{seed}.pt")
         runs.append(_run_row(seed, result, run.meta["labeled"]))
         histories += [{"seed": seed, **row} for row in result.history]
         log.info("train[%s/%s] seed %d: %s evaluation at step %d, test AUC %.4f, LogLoss %.4f",
@@ -259,8 +259,8 @@ def train_snapshots(params: Params, dataset: str, model: str, data_dir: Path, ou
         for k, fraction in enumerate(fractions):
             step, state = result.snapshots[fraction]
             files.append({"fraction": fraction, "step": step, "file": f"snapshot{k}.pt"})
-            torch.save(state, tmp / f"snapshot{k}.pt")
-        torch.save(result.state_dict, tmp / "best.pt")
+            save_state(state, tmp / f"snapshot{k}.pt")
+        save_state(result.state_dict, tmp / "best.pt")
         write_json(tmp / RUN_FILE, _run_record(params, run, [seed], compiled, result.reported))
         write_json(tmp / "snapshots.json", {"dataset": dataset, "model": model, "seed": seed,
                                             "best_epoch": result.best["epoch"], "best_step": result.best["step"],
