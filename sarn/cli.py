@@ -10,6 +10,7 @@ derives each stage's code dependencies from this rule.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import shlex
@@ -20,6 +21,7 @@ import yaml
 
 from sarn import params as params_mod
 from sarn.errors import Interrupted, SarnError, os_error_message
+from sarn.lock import project_lock
 from sarn.params import Params, evaluation_problem, runs_on
 from sarn.stages import sync_stamps
 
@@ -248,6 +250,15 @@ def _notebook_parameters(pairs: list[str]) -> dict[str, object]:
     return parameters
 
 
+# What may run beside a driver: they write no stage output (check refreshes the params stamps only).
+UNLOCKED_COMMANDS = {"check", "code-deps"}
+
+
+def _project_lock(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    """The work folder's lock (sarn/lock.py) for a command that writes outputs."""
+    return contextlib.nullcontext() if args.command in UNLOCKED_COMMANDS else project_lock(args.params.parent)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; a problem of the input or of the machine (a full disk, a read-only folder)
     ends it with one line on stderr and exit status 2, Ctrl-C with one line and 130 (the shell's
@@ -257,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
     try:
-        _run(args)
+        with _project_lock(args):
+            _run(args)
     except SarnError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

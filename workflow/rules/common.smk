@@ -1,10 +1,16 @@
 import sarn.code_deps
+import sarn.lock
 import sarn.params
 import sarn.stages
 
 PARAMS_FILE = "params.yaml"
 RAW_PARAMS = sarn.params.read_raw(PARAMS_FILE)
 PARAMS = sarn.params.validate(RAW_PARAMS, source=PARAMS_FILE)
+# This run is the driver its jobs take the project lock under (sarn/lock.py): together they
+# share it. While another run holds it (DVC, a second Snakemake), stop before anything is
+# written or removed.
+sarn.lock.record_driver()
+sarn.lock.refuse_if_held()
 # Outputs made by DVC carry no Snakemake metadata: the stamps make a changed key visible.
 sarn.stages.sync_stamps(RAW_PARAMS)
 DATASETS = PARAMS.experiment.datasets
