@@ -308,6 +308,53 @@ def test_a_stage_killed_halfway_is_finished_by_the_next_run(tmp_path: Path, driv
     assert driver == "snakemake" or "up to date" in dvc(project, "status", "aggregate")
 
 
+def data_outputs(project: Path) -> dict[str, bytes]:
+    """The bytes of every output that holds data (the notebooks and images also record when they
+    were made), with the temporaries of any write under way."""
+    reports = project / "reports"
+    files = [*(project / "data").rglob("*"), *(project / "results").rglob("*"), *reports.glob("*.csv"),
+             reports / "metrics.json", *(reports / "figures").rglob("*.csv")]
+    return {str(path.relative_to(project)): path.read_bytes() for path in files if path.is_file()}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """A project whose whole default pipeline Snakemake has run, SARN long enough (40 epochs) to
+    be caught in the middle of its training. Tests work on copies (:func:`copy_of`)."""
+    project = make_project(tmp_path_factory.mktemp("built"))
+    params = tiny_params()
+    params["models"]["sarn"]["training"]["epochs"] = 40
+    write_params(project, params)
+    snakemake(project)
+    return project
+
+
+def copy_of(project: Path, tmp_path: Path) -> Path:
+    """A copy with every modification time kept, as Snakemake compares them."""
+    return Path(shutil.copytree(project, tmp_path / "project", symlinks=True))
+
+
+def test_a_users_log_that_does_not_exist_stops_the_default_run_naming_it(built, tmp_path) -> None:
+    """A missing input that no rule makes is fine to Snakemake while the files downstream exist: the
+    new dataset was silently left out of every table."""
+    project = copy_of(built, tmp_path)
+    before = data_outputs(project)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["datasets"]["mylog"] = {
+        "source": {"kind": "log", "path": "data/external/mylog.csv", "core": {"users": 1, "items": 1}},
+        "protocol": {"min_history": 1, "max_len": 10, "negative_drop": 0.0, "seed": 2,
+                     "split": {"by": "user", "train": 0.8, "valid": 0.1, "test": 0.1}},
+        "training": {"max_len": 10, "eval_every": None}}
+    params["experiment"]["datasets"].append("mylog")
+    write_params(project, params)
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=project, env=_env(),
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode != 0
+    message = "error: datasets.mylog.source.path: data/external/mylog.csv does not exist"
+    assert message in proc.stdout + proc.stderr
+    assert data_outputs(project) == before
+
+
 def test_slurm_profile_dry_run_lists_the_jobs_it_would_submit(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     out = run(project, sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/slurm", "-n")

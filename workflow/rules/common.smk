@@ -40,6 +40,10 @@ def plot_args(name):
 
 
 def source_files(dataset):
-    """A user's own log is an input of its raw stage, so that editing the file reruns it."""
+    """A user's own log is an input of its raw stage, so that editing the file reruns it. A log
+    that does not exist is left out: named, it would be a missing input that no rule makes,
+    which Snakemake forgives as long as the files downstream exist, and a dataset added to a
+    project that has run was silently left out of the tables; without it the raw job runs and
+    stops, naming the key and the file (the error is printed: show-failed-logs)."""
     source = PARAMS.datasets[dataset].source
-    return [source.path] if source.kind == "log" else []
+    return [source.path] if source.kind == "log" and Path(source.path).exists() else []
