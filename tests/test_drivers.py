@@ -355,6 +355,31 @@ def test_a_users_log_that_does_not_exist_stops_the_default_run_naming_it(built, 
     assert data_outputs(project) == before
 
 
+def test_a_forced_rerun_stopped_by_ctrl_c_is_redone_by_the_next_run(built, tmp_path) -> None:
+    """Snakemake removes a job's old output before it runs the job: stopped, the output was gone and
+    the next run said "Nothing to be done", the files made from it being newer."""
+    project = copy_of(built, tmp_path)
+    before = data_outputs(project)
+    sarn = project / "results" / "table2" / "default" / "sarn"
+    target = str(sarn.relative_to(project))
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2", target, "--forcerun", target],
+                            cwd=project, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not list(sarn.parent.glob(".sarn.tmp-*/checkpoints/*.pt")):
+        assert time.monotonic() < deadline, "training never got under way"
+        assert proc.poll() is None, "the forced rerun ended before it could be stopped"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's whole process group
+    assert proc.wait(timeout=120) != 0
+    stopped = data_outputs(project)
+    assert not sarn.exists()
+    assert stopped == {name: data for name, data in before.items() if name in stopped}, "a half-made output"
+    out = snakemake(project)
+    assert "rule train:" in out and "wildcards: dataset=default, model=sarn" in out
+    assert data_outputs(project) == before
+
+
 def test_slurm_profile_dry_run_lists_the_jobs_it_would_submit(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     out = run(project, sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/slurm", "-n")

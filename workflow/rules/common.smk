@@ -15,6 +15,15 @@ sarn.lock.refuse_if_held()
 sarn.stages.sync_stamps(RAW_PARAMS)
 DATASETS = PARAMS.experiment.datasets
 MODELS = PARAMS.experiment.models
+# The folders of the training stages, as the rules that aggregate them read them.
+TABLE2_RUNS = expand("results/table2/{dataset}/{model}", dataset=DATASETS, model=MODELS)
+TABLE3_RUNS = expand(
+    "results/table3/{dataset}/{model}/len{length}",
+    dataset=PARAMS.table3.datasets,
+    model=PARAMS.table3.models,
+    length=PARAMS.table3.lengths,
+)
+EFFECTS_RUNS = expand("results/effects/{dataset}/{model}", dataset=DATASETS, model=PARAMS.protocol_effects.models)
 
 
 wildcard_constraints:
