@@ -144,11 +144,14 @@ def test_snakemake_lint_is_clean() -> None:
 
 # A `python` that runs `python -m sarn ...` in-process and records which package modules the
 # command imported (dvc.yaml's commands call `python` from PATH), and runs anything else as it is.
+# Like `python -m`, it looks for the package in the working directory first: the project's copy,
+# not one installed from elsewhere.
 _RECORDING_PYTHON = """#!{python}
 import json, os, runpy, sys
 if sys.argv[1:3] != ["-m", "sarn"]:
     os.execv({python!r}, [{python!r}, *sys.argv[1:]])
 sys.argv = ["sarn", *sys.argv[3:]]
+sys.path.insert(0, os.getcwd())
 try:
     runpy.run_module("sarn", run_name="__main__", alter_sys=True)
 finally:
