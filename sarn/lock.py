@@ -18,6 +18,13 @@ The record (``.sarn/lock.json``: the driver and the jobs running under it) is re
 rewritten under an ``fcntl.flock`` of ``.sarn/lock``, held only for that moment. The lock is
 held while its driver or any of its jobs is alive; a record whose processes have all ended
 is taken over (a job that never released it was killed: the log says so).
+
+What it cannot stop: DVC removes a stage's old outputs before it runs the stage's command
+(and restores a stage it has run before from its run cache without running any command), so
+a DVC run started while another run holds the lock loses the outputs of the first stage it
+reruns before that stage's command stops. They are absent, never half-written, and the next
+run of either driver rebuilds them. Snakemake asks while it parses the workflow, before it
+removes anything.
 """
 
 from __future__ import annotations

@@ -23,7 +23,9 @@ TABLE3_RUNS = expand(
     model=PARAMS.table3.models,
     length=PARAMS.table3.lengths,
 )
-EFFECTS_RUNS = expand("results/effects/{dataset}/{model}", dataset=DATASETS, model=PARAMS.protocol_effects.models)
+EFFECTS_RUNS = expand(
+    "results/effects/{dataset}/{model}", dataset=DATASETS, model=PARAMS.protocol_effects.models
+)
 
 
 wildcard_constraints:
