@@ -1,7 +1,10 @@
 """Write outputs under a temporary name and rename them into place.
 
 A stage killed halfway (``kill -9``) must never leave a file or folder that looks
-complete, so that both DVC and Snakemake rerun it instead of trusting it.
+complete, so that both DVC and Snakemake rerun it instead of trusting it. Any other end
+(an error, a full disk, Ctrl-C) removes the temporary first. A write that fails for a
+reason of the machine (a full disk, a read-only or foreign folder) is reported as one
+:class:`~sarn.errors.OutputError` naming the output, however deep in torch or pandas it failed.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from sarn.errors import OutputError, os_error_message
 
 _TMP_MARK = ".tmp-"
 
@@ -58,23 +63,44 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _concerns(err: OSError, target: Path) -> bool:
+    """Whether ``err`` is about writing ``target`` (its folder, its temporary), not, say, about
+    an input read meanwhile. pandas and Python's file writes name no file: those are."""
+    if err.filename is None:
+        return True
+    failed, folder = Path(os.path.abspath(err.filename)), Path(os.path.abspath(target.parent))
+    return failed.is_relative_to(folder) or folder.is_relative_to(failed)
+
+
+@contextlib.contextmanager
+def _writing(target: Path) -> Iterator[None]:
+    """Turn an OSError about writing ``target`` into an OutputError that names it."""
+    try:
+        yield
+    except OSError as err:
+        if not _concerns(err, target):
+            raise
+        raise OutputError(f"cannot write {os_error_message(err, target)}") from err
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary file path beside ``target``; rename it over ``target`` on success."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(target)
-    fd, tmp_name = tempfile.mkstemp(prefix=_tmp_prefix(target), suffix=target.suffix, dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    tmp.chmod(0o666 & ~_umask())
-    try:
-        yield tmp
-        _fsync_tree(tmp)
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with _writing(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(target)
+        fd, tmp_name = tempfile.mkstemp(prefix=_tmp_prefix(target), suffix=target.suffix, dir=target.parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            tmp.chmod(0o666 & ~_umask())
+            yield tmp
+            _fsync_tree(tmp)
+            os.replace(tmp, target)
+            _fsync_dir(target.parent)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
@@ -85,24 +111,25 @@ def atomic_dir(target: str | os.PathLike[str]) -> Iterator[Path]:
     does ``target`` hold a mixture of old and new files.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(target)
-    tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(target), dir=target.parent))
-    tmp.chmod(0o777 & ~_umask())
-    try:
-        yield tmp
-        _fsync_tree(tmp)
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=_tmp_prefix(target), dir=target.parent))
-            os.replace(target, old / "old")
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-        _fsync_dir(target.parent)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    with _writing(target):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(target)
+        tmp = Path(tempfile.mkdtemp(prefix=_tmp_prefix(target), dir=target.parent))
+        try:
+            tmp.chmod(0o777 & ~_umask())
+            yield tmp
+            _fsync_tree(tmp)
+            if target.exists():
+                old = Path(tempfile.mkdtemp(prefix=_tmp_prefix(target), dir=target.parent))
+                os.replace(target, old / "old")
+                os.replace(tmp, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, target)
+            _fsync_dir(target.parent)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_text(target: str | os.PathLike[str], text: str) -> None:

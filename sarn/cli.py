@@ -10,15 +10,18 @@ derives each stage's code dependencies from this rule.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import shlex
 import sys
 from pathlib import Path
 
 import yaml
 
 from sarn import params as params_mod
-from sarn.errors import SarnError
+from sarn.errors import Interrupted, SarnError, os_error_message
+from sarn.lock import project_lock
 from sarn.params import Params, evaluation_problem, runs_on
 from sarn.stages import sync_stamps
 
@@ -259,13 +262,34 @@ def _notebook_parameters(pairs: list[str]) -> dict[str, object]:
     return parameters
 
 
+# What may run beside a driver: they write no stage output (check refreshes the params stamps only).
+UNLOCKED_COMMANDS = {"check", "code-deps"}
+
+
+def _project_lock(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    """The work folder's lock (sarn/lock.py) for a command that writes outputs."""
+    return contextlib.nullcontext() if args.command in UNLOCKED_COMMANDS else project_lock(args.params.parent)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a problem of the input or of the machine (a full disk, a read-only folder)
+    ends it with one line on stderr and exit status 2, Ctrl-C with one line and 130 (the shell's
+    code for SIGINT), every temporary file removed on the way out."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
                         datefmt="%H:%M:%S")
+    argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
     try:
-        _run(args)
+        with _project_lock(args):
+            _run(args)
     except SarnError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # outside the atomic writers, which name their output (reading an input...)
+        print(f"error: {os_error_message(err)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as err:
+        where = f" ({err.where})" if isinstance(err, Interrupted) else ""
+        print(f"interrupted: python -m sarn {shlex.join(argv)}{where}", file=sys.stderr)
+        return 130
     return 0

@@ -7,22 +7,28 @@ import pytest
 from sarn.atomic import atomic_dir, atomic_path, write_json
 
 
-def test_failed_directory_write_keeps_the_old_folder(tmp_path) -> None:
+# An error, or Ctrl-C (which is no Exception): either way the temporary goes.
+FAILURES = [RuntimeError, KeyboardInterrupt]
+
+
+@pytest.mark.parametrize("failure", FAILURES)
+def test_failed_directory_write_keeps_the_old_folder(tmp_path, failure) -> None:
     target = tmp_path / "out"
     with atomic_dir(target) as tmp:
         (tmp / "a.txt").write_text("old")
-    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+    with pytest.raises(failure), atomic_dir(target) as tmp:
         (tmp / "a.txt").write_text("half")
-        raise RuntimeError("killed")
+        raise failure("killed")
     assert (target / "a.txt").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
-def test_failed_file_write_leaves_nothing(tmp_path) -> None:
+@pytest.mark.parametrize("failure", FAILURES)
+def test_failed_file_write_leaves_nothing(tmp_path, failure) -> None:
     target = tmp_path / "x.json"
-    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+    with pytest.raises(failure), atomic_path(target) as tmp:
         tmp.write_text("{")
-        raise RuntimeError("killed")
+        raise failure("killed")
     assert list(tmp_path.iterdir()) == []
 
 

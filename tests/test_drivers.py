@@ -144,11 +144,14 @@ def test_snakemake_lint_is_clean() -> None:
 
 # A `python` that runs `python -m sarn ...` in-process and records which package modules the
 # command imported (dvc.yaml's commands call `python` from PATH), and runs anything else as it is.
+# Like `python -m`, it looks for the package in the working directory first: the project's copy,
+# not one installed from elsewhere.
 _RECORDING_PYTHON = """#!{python}
 import json, os, runpy, sys
 if sys.argv[1:3] != ["-m", "sarn"]:
     os.execv({python!r}, [{python!r}, *sys.argv[1:]])
 sys.argv = ["sarn", *sys.argv[3:]]
+sys.path.insert(0, os.getcwd())
 try:
     runpy.run_module("sarn", run_name="__main__", alter_sys=True)
 finally:
@@ -306,6 +309,78 @@ def test_a_stage_killed_halfway_is_finished_by_the_next_run(tmp_path: Path, driv
     assert not list(results.glob(".sarn.tmp-*")), "the temporary folder of the killed stage is left"
     assert "Nothing to be done" in snakemake(project, "-n", "reports/table2.csv")
     assert driver == "snakemake" or "up to date" in dvc(project, "status", "aggregate")
+
+
+def data_outputs(project: Path) -> dict[str, bytes]:
+    """The bytes of every output that holds data (the notebooks and images also record when they
+    were made), with the temporaries of any write under way."""
+    reports = project / "reports"
+    files = [*(project / "data").rglob("*"), *(project / "results").rglob("*"), *reports.glob("*.csv"),
+             reports / "metrics.json", *(reports / "figures").rglob("*.csv")]
+    return {str(path.relative_to(project)): path.read_bytes() for path in files if path.is_file()}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """A project whose whole default pipeline Snakemake has run, SARN long enough (40 epochs) to
+    be caught in the middle of its training. Tests work on copies (:func:`copy_of`)."""
+    project = make_project(tmp_path_factory.mktemp("built"))
+    params = tiny_params()
+    params["models"]["sarn"]["training"]["epochs"] = 40
+    write_params(project, params)
+    snakemake(project)
+    return project
+
+
+def copy_of(project: Path, tmp_path: Path) -> Path:
+    """A copy with every modification time kept, as Snakemake compares them."""
+    return Path(shutil.copytree(project, tmp_path / "project", symlinks=True))
+
+
+def test_a_users_log_that_does_not_exist_stops_the_default_run_naming_it(built, tmp_path) -> None:
+    """A missing input that no rule makes is fine to Snakemake while the files downstream exist: the
+    new dataset was silently left out of every table."""
+    project = copy_of(built, tmp_path)
+    before = data_outputs(project)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["datasets"]["mylog"] = {
+        "source": {"kind": "log", "path": "data/external/mylog.csv", "core": {"users": 1, "items": 1}},
+        "protocol": {"min_history": 1, "max_len": 10, "negative_drop": 0.0, "seed": 2,
+                     "split": {"by": "user", "train": 0.8, "valid": 0.1, "test": 0.1}},
+        "training": {"max_len": 10, "eval_every": None}}
+    params["experiment"]["datasets"].append("mylog")
+    write_params(project, params)
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=project, env=_env(),
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode != 0
+    message = "error: datasets.mylog.source.path: data/external/mylog.csv does not exist"
+    assert message in proc.stdout + proc.stderr
+    assert data_outputs(project) == before
+
+
+def test_a_forced_rerun_stopped_by_ctrl_c_is_redone_by_the_next_run(built, tmp_path) -> None:
+    """Snakemake removes a job's old output before it runs the job: stopped, the output was gone and
+    the next run said "Nothing to be done", the files made from it being newer."""
+    project = copy_of(built, tmp_path)
+    before = data_outputs(project)
+    sarn = project / "results" / "table2" / "default" / "sarn"
+    target = str(sarn.relative_to(project))
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2", target, "--forcerun", target],
+                            cwd=project, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not list(sarn.parent.glob(".sarn.tmp-*/checkpoints/*.pt")):
+        assert time.monotonic() < deadline, "training never got under way"
+        assert proc.poll() is None, "the forced rerun ended before it could be stopped"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the terminal's whole process group
+    assert proc.wait(timeout=120) != 0
+    stopped = data_outputs(project)
+    assert not sarn.exists()
+    assert stopped == {name: data for name, data in before.items() if name in stopped}, "a half-made output"
+    out = snakemake(project)
+    assert "rule train:" in out and "wildcards: dataset=default, model=sarn" in out
+    assert data_outputs(project) == before
 
 
 def test_slurm_profile_dry_run_lists_the_jobs_it_would_submit(tmp_path: Path) -> None:

@@ -25,16 +25,22 @@ TABLE2_COLUMNS = ["dataset", "model", "n_runs"] + [
     f"{m}_{s}" for m in METRICS for s in _STATS
 ] + ["best_epoch_mean", "auc_p_vs_sarn", "paper_auc", "paper_logloss", "auc_minus_paper"] + [
     f"{m}_testsel_{s}" for m in METRICS for s in _STATS
-] + ["logloss_paper_scale_mean", "logloss_paper_scale_std"]
+] + ["logloss_paper_scale_mean", "logloss_paper_scale_std", "n_flagged"]
+# n_flagged: how many of the n_runs seeds diverged (runs.csv: ``diverged`` says why); they
+# count in the means all the same, and the report marks their rows.
 
 TABLE3_COLUMNS = ["dataset", "model", "max_len", "n_runs", "auc_mean", "auc_std",
-                  "logloss_mean", "logloss_std", "gauc_mean", "gauc_std", "paper_auc"]
+                  "logloss_mean", "logloss_std", "gauc_mean", "gauc_std", "paper_auc", "n_flagged"]
 
 
 def _read_runs(path: Path, hint: str) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path}: not found ({hint})")
-    return pd.read_csv(path)
+    runs = pd.read_csv(path)
+    if "diverged" not in runs:
+        raise DataError(f"{path}: no 'diverged' column (written before runs were checked for divergence); "
+                        "train the run again")
+    return runs
 
 
 def _mean_std(values: pd.Series) -> tuple[float | None, float | None]:
@@ -47,8 +53,9 @@ def _mean_std(values: pd.Series) -> tuple[float | None, float | None]:
 
 
 def _metric_summary(runs: pd.DataFrame, column: str = "test_{metric}", name: str = "{metric}") -> dict:
-    """Mean and std over seeds of each test metric of runs.csv (``column`` names its columns)."""
-    row: dict = {"n_runs": len(runs)}
+    """Mean and std over seeds of each test metric of runs.csv (``column`` names its columns),
+    and how many of the seeds diverged."""
+    row: dict = {"n_runs": len(runs), "n_flagged": int(runs["diverged"].notna().sum())}
     for metric in METRICS:
         mean, std = _mean_std(runs[column.format(metric=metric)])
         row[f"{name.format(metric=metric)}_mean"], row[f"{name.format(metric=metric)}_std"] = mean, std
@@ -73,7 +80,7 @@ def _summarise(dataset: str, model: str, runs: pd.DataFrame, reference: pd.DataF
     row["paper_auc"], row["paper_logloss"] = paper_auc, paper_logloss
     row["auc_minus_paper"] = row["auc_mean"] - paper_auc if paper_auc is not None else None
     row |= {k: v for k, v in _metric_summary(runs, "testsel_test_{metric}", "{metric}_testsel").items()
-            if k != "n_runs"}
+            if k not in ("n_runs", "n_flagged")}
     half = None if row["logloss_mean"] is None else (0.5 * row["logloss_mean"], 0.5 * row["logloss_std"])
     row["logloss_paper_scale_mean"], row["logloss_paper_scale_std"] = half or (None, None)
     return row

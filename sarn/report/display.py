@@ -25,29 +25,37 @@ def table1_display(stats: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index(["dataset", "source"])
 
 
-# Column titles of the report's Table II; the paper's columns appear where a dataset is the paper's.
+# Column titles of the report's Table II; the paper's columns appear where a dataset is the paper's,
+# the diverged seeds where some diverged.
 TEST_SELECTED = "AUC selected on the test set (the paper's code; not a fair estimate)"
 PAPER_SCALE = "LogLoss on the paper's scale (0.5 · BCE)"
+DIVERGED = "diverged seeds"
+FLAG = " ⚠"  # after the metrics of a row some of whose seeds diverged
 
 
 def table2_display(table: pd.DataFrame) -> pd.DataFrame:
     """Table II as the paper lays it out: one row per model, 'mean ± std' per dataset, the
     p-value of the Welch test against SARN, the AUC the reference code's test-set selection
     would report, and, for the paper's datasets, its AUC and LogLoss beside ours (our LogLoss
-    halved to the paper's scale: its code averages over the one-hot (B, 2) matrix)."""
+    halved to the paper's scale: its code averages over the one-hot (B, 2) matrix). A row some
+    of whose seeds diverged is marked ⚠, with how many in a column of its own."""
     cells = table.assign(
-        AUC=_pm(table.auc_mean, table.auc_std),
-        LogLoss=_pm(table.logloss_mean, table.logloss_std),
+        AUC=_flagged(_pm(table.auc_mean, table.auc_std), table.n_flagged),
+        LogLoss=_flagged(_pm(table.logloss_mean, table.logloss_std), table.n_flagged),
         gAUC=_pm(table.gauc_mean, table.gauc_std),
         **{"p (AUC vs SARN)": _num(table.auc_p_vs_sarn, ".2g"),
            TEST_SELECTED: _pm(table.auc_testsel_mean, table.auc_testsel_std),
            "paper AUC": _num(table.paper_auc, ".4f"),
            PAPER_SCALE: _pm(table.logloss_paper_scale_mean, table.logloss_paper_scale_std),
-           "paper LogLoss": _num(table.paper_logloss, ".4f")},
+           "paper LogLoss": _num(table.paper_logloss, ".4f"),
+           DIVERGED: [f"{k} of {n}" if k else ""
+                      for k, n in zip(table.n_flagged, table.n_runs, strict=True)]},
     )
     values = ["AUC", "LogLoss", "gAUC", "p (AUC vs SARN)", TEST_SELECTED]
     if table.paper_auc.notna().any():
         values += ["paper AUC", PAPER_SCALE, "paper LogLoss"]
+    if table.n_flagged.any():
+        values.append(DIVERGED)
     wide = cells.pivot(index="model", columns="dataset", values=values)
     wide = wide.swaplevel(axis=1).sort_index(axis=1, level=0, sort_remaining=False)
     return wide.reindex(index=list(dict.fromkeys(table.model)))
@@ -55,8 +63,9 @@ def table2_display(table: pd.DataFrame) -> pd.DataFrame:
 
 def table3_display(table: pd.DataFrame) -> pd.DataFrame:
     """Table III as the paper lays it out: models × lengths per dataset, AUC mean ± std,
-    with the paper's AUC beneath where the dataset is one of the paper's."""
-    cells = table.assign(AUC=_pm(table.auc_mean, table.auc_std), paper=_num(table.paper_auc, ".4f"))
+    with the paper's AUC beneath where the dataset is one of the paper's; ⚠ where some seeds diverged."""
+    cells = table.assign(AUC=_flagged(_pm(table.auc_mean, table.auc_std), table.n_flagged),
+                         paper=_num(table.paper_auc, ".4f"))
     long = cells.melt(id_vars=["dataset", "model", "max_len"], value_vars=["AUC", "paper"], var_name="source")
     long = long[~((long.source == "paper") & (long.value == ""))]
     wide = long.pivot(index=["model", "source"], columns=["dataset", "max_len"], values="value").fillna("")
@@ -80,6 +89,10 @@ def effects_display(table: pd.DataFrame) -> pd.DataFrame:
 def _pm(mean: pd.Series, std: pd.Series) -> list[str]:
     """'mean ± std' cells; '—' where the metric is not reported (AUC only for logs with labels)."""
     return ["—" if pd.isna(m) else f"{m:.4f} ± {s:.4f}" for m, s in zip(mean, std, strict=True)]
+
+
+def _flagged(cells: list[str], n_flagged: pd.Series) -> list[str]:
+    return [cell + FLAG if k else cell for cell, k in zip(cells, n_flagged, strict=True)]
 
 
 def _num(values: pd.Series, fmt: str) -> list[str]:

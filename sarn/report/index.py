@@ -73,12 +73,13 @@ def _pm(mean: float, std: float) -> str:
 
 def table2_rows(table: pd.DataFrame, models: list[str]) -> pd.DataFrame:
     """Table II as the index shows it: per dataset the test AUC (mean ± std over seeds, marked *
-    where Welch's test against SARN gives p < 0.05), the paper's AUC and our difference to it,
+    where Welch's test against SARN gives p < 0.05, ⚠ where a seed diverged), the paper's AUC and our difference to it,
     the LogLoss, and the AUC the reference code's test-set selection would report."""
     columns: dict[tuple[str, str], list[str]] = {}
     for dataset in dict.fromkeys(table.dataset):
         rows = table[table.dataset == dataset].set_index("model").reindex(models)
-        marked = ["*" if p < SIGNIFICANCE else "" for p in rows.auc_p_vs_sarn.fillna(1.0)]
+        marked = [("*" if p < SIGNIFICANCE else "") + (" ⚠" if flagged else "")
+                  for p, flagged in zip(rows.auc_p_vs_sarn.fillna(1.0), rows.n_flagged.fillna(0), strict=True)]
         columns[(dataset, "AUC")] = [_pm(m, s) + k for m, s, k in zip(rows.auc_mean, rows.auc_std, marked,
                                                                         strict=True)]
         if rows.paper_auc.notna().any():
@@ -138,7 +139,9 @@ def write_index(reports: Path, params_path: Path, processed: Path) -> None:
                      'docs/reproducing.md</a>).</p>')
     note = ('<p class="note">Mean ± standard deviation over the seeds of each run\'s test metrics at its '
             'evaluation with the best <em>validation</em> AUC. * p &lt; 0.05 in Welch\'s t-test of the AUC '
-            'against SARN. † What the authors\' code reports: the best <em>test</em> AUC over all '
+            'against SARN. ⚠ Some seeds diverged (their LogLoss is worse than predicting the click rate; '
+            'which ones: the run\'s <code>runs.csv</code>, column <code>diverged</code>). † What the authors\' '
+            'code reports: the best <em>test</em> AUC over all '
             'evaluations; not a fair estimate, shown to compare like with like. The paper\'s LogLoss is '
             'half the binary cross-entropy (its code averages over the one-hot matrix). Every departure '
             'from the paper and its code: <a href="../docs/protocol.md">docs/protocol.md</a>. Full '

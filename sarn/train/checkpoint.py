@@ -25,6 +25,14 @@ def model_for(model: str, architecture: dict, meta: dict) -> CTRModel:
     return build_model(model, meta["n_items"], meta["n_categories"], architecture, meta["n_contexts"])
 
 
+def save_state(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Save weights to ``path`` through a Python file object: a failed write (a full disk) then
+    raises the OSError with its errno, where torch writing to a path raises a RuntimeError
+    (``basic_ios::clear: iostream error``) that names neither the file nor the cause."""
+    with open(path, "wb") as handle:
+        torch.save(state, handle)
+
+
 def load_trained(folder: Path, checkpoint: str, meta: dict) -> CTRModel:
     """The model of the run folder ``folder`` with the weights of its file ``checkpoint``, in
     evaluation mode."""

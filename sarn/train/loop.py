@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sarn.errors import TrainingError
+from sarn.errors import Interrupted, TrainingError
 from sarn.batch import Batch
 from sarn.models import CTRModel
 from sarn.params import CompileMode, EpochDecay, Precision, TrainingSpec
@@ -147,18 +147,20 @@ def train_epoch(model: CTRModel, optimizer: torch.optim.Optimizer, train: Device
     mode. Nothing is read back from the device inside the loop except every ``CHECK_EVERY``
     steps."""
     model.train()
-    bar = tqdm((train.batch(part) for part in batches), total=len(batches), leave=False,
-               desc=f"{label} epoch {epoch}/{spec.epochs}", mininterval=2.0)
     pending: list[torch.Tensor] = []
     tally = EpochTally()
-    for step, batch in enumerate(bar, start=1):
-        loss, ctr = train_step(model, optimizer, batch, spec, precision)
-        pending.append(loss.detach())
-        tally.add(ctr, batch.label.numel())
-        if len(pending) == CHECK_EVERY or step == len(batches):
-            _check_finite(pending, step - len(pending) + 1, label, epoch)
-            pending = []
-        on_step(step, tally)
+    # Closed on the way out of any exception too, so that the bar is wiped before the one-line
+    # message of an error or Ctrl-C is printed.
+    with tqdm((train.batch(part) for part in batches), total=len(batches), leave=False,
+              desc=f"{label} epoch {epoch}/{spec.epochs}", mininterval=2.0) as bar:
+        for step, batch in enumerate(bar, start=1):
+            loss, ctr = train_step(model, optimizer, batch, spec, precision)
+            pending.append(loss.detach())
+            tally.add(ctr, batch.label.numel())
+            if len(pending) == CHECK_EVERY or step == len(batches):
+                _check_finite(pending, step - len(pending) + 1, label, epoch)
+                pending = []
+            on_step(step, tally)
     return tally.mean()
 
 
@@ -242,30 +244,35 @@ def train_run(
         if reported == "validation" and row["valid_auc"] > best_auc:
             best_auc, best_state = row["valid_auc"], copy.deepcopy(model.state_dict())
 
-    for epoch in range(1, spec.epochs + 1):
-        batches = train.training_batches(spec.batch_size, spec.length_sort_chunk, shuffler, spec.batch_order)
-        if negatives is not None:
-            negatives.redraw(train)
-        if epoch == 1:  # every epoch has the same number of batches
-            for fraction in snapshot_fractions:
-                wanted.setdefault(round(fraction * len(batches) * spec.epochs), []).append(fraction)
-            keep(0)
+    try:
+        for epoch in range(1, spec.epochs + 1):
+            batches = train.training_batches(spec.batch_size, spec.length_sort_chunk, shuffler,
+                                             spec.batch_order)
+            if negatives is not None:
+                negatives.redraw(train)
+            if epoch == 1:  # every epoch has the same number of batches
+                for fraction in snapshot_fractions:
+                    wanted.setdefault(round(fraction * len(batches) * spec.epochs), []).append(fraction)
+                keep(0)
 
-        def stepped(step: int, tally: EpochTally, epoch: int = epoch, last: int = len(batches)) -> None:
-            nonlocal step_total
-            step_total += 1
-            keep(step_total)
-            if eval_every and step_total % eval_every == 0 and step < last:
-                evaluate(epoch, tally.mean(), epoch_end=False)
+            def stepped(step: int, tally: EpochTally, epoch: int = epoch, last: int = len(batches)) -> None:
+                nonlocal step_total
+                step_total += 1
+                keep(step_total)
+                if eval_every and step_total % eval_every == 0 and step < last:
+                    evaluate(epoch, tally.mean(), epoch_end=False)
 
-        train_logloss = train_epoch(model, optimizer, train, batches, spec, label, epoch, stepped, precision)
-        evaluate(epoch, train_logloss, epoch_end=True)
-        row = history[-1]
-        log.info("%s epoch %d: %s", label, epoch,
-                 ", ".join(f"{split} AUC {row[f'{split}_auc']:.4f}" for split in evaluated))
-        if isinstance(spec.lr_schedule, EpochDecay):
-            for group in optimizer.param_groups:
-                group["lr"] *= spec.lr_schedule.factor
+            train_logloss = train_epoch(model, optimizer, train, batches, spec, label, epoch, stepped,
+                                        precision)
+            evaluate(epoch, train_logloss, epoch_end=True)
+            row = history[-1]
+            log.info("%s epoch %d: %s", label, epoch,
+                     ", ".join(f"{split} AUC {row[f'{split}_auc']:.4f}" for split in evaluated))
+            if isinstance(spec.lr_schedule, EpochDecay):
+                for group in optimizer.param_groups:
+                    group["lr"] *= spec.lr_schedule.factor
+    except KeyboardInterrupt:
+        raise Interrupted(f"training {label}") from None  # said by the command line
     selected = {"test": _first_best(history, "test_auc"), "last": len(history) - 1}
     if reported == "validation":
         selected["validation"] = _first_best(history, "valid_auc")

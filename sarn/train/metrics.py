@@ -15,6 +15,12 @@ def log_loss_from_logits(labels: np.ndarray, logits: np.ndarray) -> float:
     return float(np.mean(np.logaddexp(0.0, np.where(labels > 0.5, -z, z))))
 
 
+def constant_logloss(rate: float, labels: np.ndarray) -> float:
+    """LogLoss of predicting the click probability ``rate`` for every sample: the score of a
+    model that learned the click rate and nothing else."""
+    return float(-np.mean(np.where(labels > 0.5, np.log(rate), np.log1p(-rate))))
+
+
 def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     """Exact ROC AUC over the whole set (ties count one half)."""
     return float(roc_auc_score(labels, scores))

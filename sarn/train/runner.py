@@ -5,7 +5,8 @@ Folder layout (``results/table2/<dataset>/<model>/``; Table III's sweep
 ``results/effects/<dataset>/<model>/<choice>/``):
 - ``runs.csv``: one row per seed: the reported evaluation (best validation AUC; the last
   one without a validation set) with its step and metrics, and the test metrics the
-  reference code's rule (``testsel_*``: best test AUC) and the last evaluation (``last_*``) give;
+  reference code's rule (``testsel_*``: best test AUC) and the last evaluation (``last_*``) give,
+  and ``diverged``: why the run counts as diverged (:mod:`sarn.train.divergence`), empty if it does not;
 - ``history.csv``: one row per seed and evaluation: epoch, step, whether it ends an epoch,
   the epoch's train LogLoss so far, LogLoss/AUC/gAUC of validation and test;
 - ``checkpoints/seed<k>.pt``: the weights at each seed's reported evaluation;
@@ -32,7 +33,8 @@ from sarn.errors import ConfigError
 from sarn.models import CTRModel, model_class
 from sarn.params import CompileMode, ModelSpec, Params, RuntimeSpec, TrainOn, apply_override, evaluation_problem
 from sarn.train.batching import DeviceSamples
-from sarn.train.checkpoint import RUN_FILE, model_for
+from sarn.train.checkpoint import RUN_FILE, model_for, save_state
+from sarn.train.divergence import constant_loglosses, divergence
 from sarn.train.loop import EVAL_SPLITS, RunResult, compile_model, train_run
 from sarn.train.metrics import METRICS
 from sarn.train.negatives import NegativeSampler
@@ -109,9 +111,11 @@ def _biased_loglosses(meta: dict) -> bool:
     return meta["labeled"] and meta["negative_drop"] > 0
 
 
-def _run_row(seed: int, result: RunResult, biased: bool) -> dict:
-    """One line of runs.csv: the reported evaluation, and the test metrics the reference code's
-    rule (best test AUC) and the last evaluation would give."""
+def _run_row(seed: int, result: RunResult, run: _Setup) -> dict:
+    """One line of runs.csv: the reported evaluation, the test metrics the reference code's
+    rule (best test AUC) and the last evaluation would give, and why the run counts as
+    diverged ('' if it does not; said in the log too)."""
+    biased = _biased_loglosses(run.meta)
     best = result.best
     row: dict = {"seed": seed, "selection": result.reported, "best_epoch": best["epoch"], "best_step": best["step"],
                  **{f"{split}_{metric}": best.get(f"{split}_{metric}", np.nan)
@@ -120,7 +124,12 @@ def _run_row(seed: int, result: RunResult, biased: bool) -> dict:
         picked = result.history[result.selected[rule]]
         row[f"{prefix}_step"] = picked["step"]
         row |= {f"{prefix}_test_{metric}": picked[f"test_{metric}"] for metric in METRICS}
-    if biased:  # negatives were dropped from training: only the AUC is comparable
+    # Negatives dropped from training: only the AUC is comparable, and the LogLoss no measure
+    # of divergence either.
+    row["diverged"] = "" if biased else divergence(result, run.constant_logloss)
+    if row["diverged"]:
+        log.warning("train[%s/%s] seed %d diverged: %s", run.dataset, run.name, seed, row["diverged"])
+    if biased:
         row = {k: (None if k.endswith(("_logloss", "_gauc")) else v) for k, v in row.items()}
     return row
 
@@ -138,6 +147,7 @@ class _Setup:
     max_len: int
     eval_every: int | None
     pool: dict[str, np.ndarray] | None  # the negatives' distribution, where drawn every epoch
+    constant_logloss: dict[str, float]  # per evaluated split, predicting the training click rate
 
 
 def _setup(params: Params, dataset: str, name: str, spec: ModelSpec, data_dir: Path, max_len: int) -> _Setup:
@@ -146,7 +156,7 @@ def _setup(params: Params, dataset: str, name: str, spec: ModelSpec, data_dir: P
     _check_steps(params, dataset, name, spec, data["train"].size)
     pool = load_negative_pool(data_dir) if spec.training.aux_negatives == "per_epoch" else None
     return _Setup(name, dataset, spec, device, load_meta(data_dir), data, max_len,
-                  params.datasets[dataset].training.eval_every, pool)
+                  params.datasets[dataset].training.eval_every, pool, constant_loglosses(data))
 
 
 def _train_one(params: Params, run: _Setup, seed: int, label: str, snapshot_fractions: Sequence[float] = ()
@@ -194,8 +204,8 @@ def _train_seeds(params: Params, dataset: str, name: str, spec: ModelSpec, data_
     (folder / "checkpoints").mkdir()
     for seed in seeds:
         result, compiled = _train_one(params, run, seed, f"{dataset}/{name} seed {seed}")
-        torch.save(result.state_dict, folder / "checkpoints" / f"seed{seed}.pt")
-        runs.append(_run_row(seed, result, _biased_loglosses(run.meta)))
+        save_state(result.state_dict, folder / "checkpoints" / f"seed{seed}.pt")
+        runs.append(_run_row(seed, result, run))
         histories += [{"seed": seed, **row} for row in result.history]
         log.info("train[%s/%s] seed %d: %s evaluation at step %d, test AUC %.4f, LogLoss %.4f",
                  dataset, name, seed, "best validation" if result.reported == "validation" else "last",
@@ -265,8 +275,8 @@ def train_snapshots(params: Params, dataset: str, model: str, data_dir: Path, ou
         for k, fraction in enumerate(fractions):
             step, state = result.snapshots[fraction]
             files.append({"fraction": fraction, "step": step, "file": f"snapshot{k}.pt"})
-            torch.save(state, tmp / f"snapshot{k}.pt")
-        torch.save(result.state_dict, tmp / "best.pt")
+            save_state(state, tmp / f"snapshot{k}.pt")
+        save_state(result.state_dict, tmp / "best.pt")
         write_json(tmp / RUN_FILE, _run_record(params, run, [seed], compiled, result.reported))
         write_json(tmp / "snapshots.json", {"dataset": dataset, "model": model, "seed": seed,
                                             "best_epoch": result.best["epoch"], "best_step": result.best["step"],

@@ -37,7 +37,7 @@ rule figure_data:
 rule report_fig4:
     input:
         table2="reports/table2.csv",
-        runs=expand("results/table2/{dataset}/{model}", dataset=DATASETS, model=MODELS),
+        runs=TABLE2_RUNS,
         stamps=stamps("report_fig4"),
         notebook="workflow/notebooks/fig4.ipynb",
         code=code("report_fig4"),

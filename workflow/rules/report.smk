@@ -1,6 +1,6 @@
 rule aggregate:
     input:
-        runs=expand("results/table2/{dataset}/{model}", dataset=DATASETS, model=MODELS),
+        runs=TABLE2_RUNS,
         stamps=stamps("aggregate"),
         code=code("aggregate"),
     output:
@@ -18,12 +18,7 @@ rule aggregate:
 
 rule table3:
     input:
-        runs=expand(
-            "results/table3/{dataset}/{model}/len{length}",
-            dataset=PARAMS.table3.datasets,
-            model=PARAMS.table3.models,
-            length=PARAMS.table3.lengths,
-        ),
+        runs=TABLE3_RUNS,
         stamps=stamps("table3"),
         code=code("table3"),
     output:
@@ -38,7 +33,7 @@ rule table3:
 
 rule effects_table:
     input:
-        runs=expand("results/effects/{dataset}/{model}", dataset=DATASETS, model=PARAMS.protocol_effects.models),
+        runs=EFFECTS_RUNS,
         baseline=expand(
             "results/table2/{dataset}/{model}",
             dataset=PARAMS.protocol_effects.datasets,
@@ -62,7 +57,7 @@ rule report_tables:
         table2="reports/table2.csv",
         table3="reports/table3.csv",
         effects="reports/effects.csv",
-        runs=expand("results/table2/{dataset}/{model}", dataset=DATASETS, model=MODELS),
+        runs=TABLE2_RUNS,
         processed=expand("data/processed/{dataset}", dataset=DATASETS),
         notebook="workflow/notebooks/tables.ipynb",
         code=code("report_tables"),

@@ -1,0 +1,40 @@
+"""Runs that diverged yet stayed finite: flagged, not reported as if they were results.
+
+A learning rate far too high can leave every loss finite (a test LogLoss of 1e14) and an
+AUC near chance, which the NaN check of the training loop never sees. A run counts as
+diverged when its best validation LogLoss is worse than that of predicting the training
+click rate for every sample (a model that learned nothing), or when its reported test
+LogLoss is more than ``EXPLODED`` times that constant predictor's.
+"""
+
+from __future__ import annotations
+
+from sarn.train.batching import DeviceSamples
+from sarn.train.loop import RunResult
+from sarn.train.metrics import constant_logloss
+
+EXPLODED = 10.0
+
+
+def constant_loglosses(data: dict[str, DeviceSamples]) -> dict[str, float]:
+    """Per evaluated split, the LogLoss of predicting the training click rate for every sample
+    (from the labels alone: computed once per stage, not per seed)."""
+    rate = float(data["train"].label.mean())
+    return {split: constant_logloss(rate, samples.label)
+            for split, samples in data.items() if split != "train"}
+
+
+def divergence(result: RunResult, constant: dict[str, float]) -> str:
+    """Why ``result`` counts as diverged ('' when it does not). ``not x <= bound`` also
+    flags a NaN."""
+    reasons = []
+    if "valid" in constant:
+        best = min(row["valid_logloss"] for row in result.history)
+        if not best <= constant["valid"]:
+            reasons.append(f"best validation LogLoss {best:.4g} is worse than predicting the training "
+                           f"click rate ({constant['valid']:.4g})")
+    test = result.best["test_logloss"]
+    if not test <= EXPLODED * constant["test"]:
+        reasons.append(f"test LogLoss {test:.4g} is over {EXPLODED:g} times that of predicting the training "
+                       f"click rate ({constant['test']:.4g})")
+    return "; ".join(reasons)
