@@ -205,6 +205,16 @@ def test_both_drivers_agree_and_never_report_stale_results(tmp_path: Path) -> No
     check_figures(project)
     assert "Nothing to be done" in snakemake(project, "-n")
 
+    # A finished grid shared through a DVC remote: a fresh clone pulls it and has nothing to run.
+    dvc(project, "remote", "add", "-d", "shared", str(tmp_path / "remote"))
+    run(project, "git", "add", "-A")
+    run(project, "git", "commit", "-qm", "a finished run")
+    dvc(project, "push")
+    run(tmp_path, "git", "clone", "-q", str(project), "clone")
+    dvc(tmp_path / "clone", "pull")
+    assert "Data and pipelines are up to date" in dvc(tmp_path / "clone", "repro")
+    assert (tmp_path / "clone" / "reports" / "table2.csv").read_bytes() == table
+
     # The same pipeline from scratch under Snakemake gives the same bytes.
     other = make_project(tmp_path, "other")
     snakemake(other, "reports/table2.csv")
@@ -269,12 +279,15 @@ def test_both_drivers_agree_and_never_report_stale_results(tmp_path: Path) -> No
 def test_metrics_diff_shows_what_an_experiment_moved(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     dvc(project, "repro", "aggregate")  # Table II only, to keep the test short
-    run(project, "git", "add", "dvc.lock", "reports/metrics.json", "reports/.gitignore")
+    run(project, "git", "add", "dvc.lock", "reports/metrics.json", "reports/curves", "reports/.gitignore")
     run(project, "git", "commit", "-qm", "baseline")
     dvc(project, "exp", "run", "-S", "models.sarn.architecture.beta=0.0", "aggregate")
     diff = dvc(project, "metrics", "diff", "--md")
     assert "default.sarn.auc_mean" in diff
     assert "default.din.auc_mean" not in diff  # DIN was not retrained, nothing moved
+    plots = json.loads(dvc(project, "plots", "diff", "--json"))
+    revisions = {rev for plot in plots["data"]["reports/curves/default/sarn.csv"] for rev in plot["revisions"]}
+    assert revisions == {"HEAD", "workspace"}  # the training curves, compared the same way
 
 
 @pytest.mark.parametrize("driver", ["dvc", "snakemake"])
