@@ -114,7 +114,7 @@ def child(which: str, path: Path, workdir: Path) -> None:
     import pandas  # noqa: F401  (the libraries both versions load, before the baseline is taken)
     import pyarrow.parquet  # noqa: F401
 
-    import sarn.data.preprocess  # noqa: F401
+    import sarn.data.preprocess
     import sarn.data.sources  # noqa: F401
 
     base = _rss_mib()

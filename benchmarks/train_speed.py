@@ -24,8 +24,14 @@ steps of MODEL (benchmarks/training/profile_steps.py).
 
 from __future__ import annotations
 
-from benchmarks.training import (electronics_epoch, embedded_default, full_length, host_floor, profile_steps,
-                                 sarn_leads)
+from benchmarks.training import (
+    electronics_epoch,
+    embedded_default,
+    full_length,
+    host_floor,
+    profile_steps,
+    sarn_leads,
+)
 from benchmarks.training.rows import parser_for, refuse_bad_arguments, run_parts, set_up_from
 
 PARTS = (full_length.PART, sarn_leads.PART, electronics_epoch.PART, embedded_default.PART, host_floor.PART)

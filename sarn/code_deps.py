@@ -18,7 +18,6 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "sarn"
 

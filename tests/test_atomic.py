@@ -6,7 +6,6 @@ import pytest
 
 from sarn.atomic import atomic_dir, atomic_path, write_json
 
-
 # An error, or Ctrl-C (which is no Exception): either way the temporary goes.
 FAILURES = [RuntimeError, KeyboardInterrupt]
 

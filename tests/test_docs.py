@@ -32,7 +32,7 @@ def test_every_relative_link_resolves(page: Path) -> None:
         assert resolved.exists(), f"{page.name} links to {target}, which does not exist"
         if anchor and resolved.suffix == ".md":
             headings = {re.sub(r"[^\w\- ]", "", h).strip().lower().replace(" ", "-")
-                        for h in re.findall(r"^#+ (.+)$", resolved.read_text(encoding="utf-8"), re.M)}
+                        for h in re.findall(r"^#+ (.+)$", resolved.read_text(encoding="utf-8"), re.MULTILINE)}
             assert anchor in headings, f"{page.name} links to #{anchor}, not a heading of {path}"
 
 
@@ -45,7 +45,7 @@ def test_every_command_named_is_a_real_one(page: Path) -> None:
 def test_the_tests_the_reliability_page_cites_exist() -> None:
     cited = set(re.findall(r"`(test_[a-z0-9_]+)`", (ROOT / "docs" / "reliability.md").read_text()))
     defined = set(re.findall(r"^def (test_\w+)", "\n".join(p.read_text() for p in (ROOT / "tests").glob("*.py")),
-                             re.M))
+                             re.MULTILINE))
     assert cited and cited <= defined, cited - defined
 
 

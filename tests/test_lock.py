@@ -64,8 +64,8 @@ def test_a_second_run_stops_at_once_naming_the_first(project, capsys, caplog) ->
         assert main(STAGE) == 2
         assert time.monotonic() - start < 10
         err = capsys.readouterr().err.strip().splitlines()
-        assert err == [f"error: another run holds the project lock (pid {holder.pid}: {sys.executable} "
-                       f"{project / 'holder.py'} {project}); wait for it, or stop it"]
+        assert err == [(f"error: another run holds the project lock (pid {holder.pid}: {sys.executable} "
+                       f"{project / 'holder.py'} {project}); wait for it, or stop it")]
         # It wrote nothing: not even the params stamps every other command refreshes first.
         assert sorted(str(p.relative_to(project)) for p in project.rglob("*")) == [
             ".sarn", ".sarn/lock", ".sarn/lock.json", "holder.py", "params.yaml"]

@@ -8,8 +8,8 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from benchmarks.straightforward_sarn import MaterialisedSARN, reference_outputs
-from sarn.errors import ConfigError
 from sarn.batch import Batch
+from sarn.errors import ConfigError
 from sarn.models import MODELS, build_model, model_class
 from sarn.nn import relation as relation_module
 from sarn.nn import relation_combine

@@ -116,8 +116,8 @@ def test_missing_file_and_bad_yaml(tmp_path) -> None:
     ("experiment:\n  n_seeds: 10\nruntime:\n  threads: 2\nexperiment:\n  n_seeds: 3\n",
      "experiment is given twice (lines 1 and 5)"),
     # din's lr is the same key in another mapping: only sarn's second lr is refused
-    ("models:\n  din:\n    training:\n      lr: 0.01\n  sarn:\n    training:\n      lr: 0.01\n"
-     "      epochs: 2\n      lr: 0.1\n", "models.sarn.training.lr is given twice (lines 7 and 9)"),
+    (("models:\n  din:\n    training:\n      lr: 0.01\n  sarn:\n    training:\n      lr: 0.01\n"
+     "      epochs: 2\n      lr: 0.1\n"), "models.sarn.training.lr is given twice (lines 7 and 9)"),
 ], ids=["top level", "nested"])
 def test_a_key_given_twice_is_refused_with_its_path_and_both_lines(tmp_path, text: str, named: str) -> None:
     path = tmp_path / "params.yaml"

@@ -147,7 +147,7 @@ def test_the_index_in_a_browser_shows_table2_and_every_figure(project: Path, tmp
             capture_output=True, text=True, timeout=120, check=False)
     finally:
         probe.unlink()
-    found = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout, re.S)
+    found = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout, re.DOTALL)
     assert found, f"the page never finished loading: {proc.stderr[-2000:]}"
     seen = json.loads(html.unescape(found.group(1)))
     assert seen["images"] == 4 and seen["broken"] == [], seen

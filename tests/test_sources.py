@@ -20,8 +20,8 @@ import pytest
 
 from sarn.data.amazon import NO_CATEGORY, read_amazon, read_categories, read_reviews
 from sarn.data.preprocess import preprocess
-from sarn.data.sources import make_raw
 from sarn.data.raw import as_log, columns_of, counts, k_core, read_log
+from sarn.data.sources import make_raw
 from sarn.data.taobao import read_taobao
 from sarn.errors import DataError
 from sarn.params import CoreSpec, DatasetSpec

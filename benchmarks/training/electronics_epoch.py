@@ -15,8 +15,19 @@ import argparse
 
 import torch
 
-from benchmarks.training.rows import (MODELS_OPTION, Part, Setting, build_row_model, option, peak_mb,
-                                      pipeline_trainer, run_alone, run_name, run_row, time_training)
+from benchmarks.training.rows import (
+    MODELS_OPTION,
+    Part,
+    Setting,
+    build_row_model,
+    option,
+    peak_mb,
+    pipeline_trainer,
+    run_alone,
+    run_name,
+    run_row,
+    time_training,
+)
 from benchmarks.training.samples import ELECTRONICS, electronics_arrays
 from sarn.params import CompileMode, Params, Precision
 from sarn.train.batching import DeviceSamples

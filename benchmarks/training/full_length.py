@@ -20,8 +20,18 @@ import argparse
 import torch
 
 from benchmarks.training.deepctr import DEEPCTR, deepctr_din, deepctr_trainer, install_deepctr
-from benchmarks.training.rows import (MODELS_OPTION, Part, Setting, build_row_model, option, peak_mb,
-                                      pipeline_trainer, run_alone, run_row, time_training)
+from benchmarks.training.rows import (
+    MODELS_OPTION,
+    Part,
+    Setting,
+    build_row_model,
+    option,
+    peak_mb,
+    pipeline_trainer,
+    run_alone,
+    run_row,
+    time_training,
+)
 from benchmarks.training.samples import random_samples
 from sarn.params import Params, Precision
 from sarn.train.loop import make_optimizer

@@ -19,8 +19,16 @@ from collections import Counter
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from benchmarks.training.rows import (MODELS_OPTION, Part, Setting, build_row_model, option, run_alone,
-                                      run_name, synchronize)
+from benchmarks.training.rows import (
+    MODELS_OPTION,
+    Part,
+    Setting,
+    build_row_model,
+    option,
+    run_alone,
+    run_name,
+    synchronize,
+)
 from benchmarks.training.samples import ELECTRONICS_STEPS, random_samples
 from sarn.params import Params, Precision
 from sarn.train.loop import make_optimizer, train_step

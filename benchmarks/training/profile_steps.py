@@ -11,8 +11,15 @@ from __future__ import annotations
 
 import torch
 
-from benchmarks.training.rows import (ROW_NAMES, Setting, build_row_model, parser_for, pipeline_trainer,
-                                      set_up_from, time_training)
+from benchmarks.training.rows import (
+    ROW_NAMES,
+    Setting,
+    build_row_model,
+    parser_for,
+    pipeline_trainer,
+    set_up_from,
+    time_training,
+)
 from benchmarks.training.samples import LENGTHS_USERS, electronics_arrays
 from sarn.params import CompileMode
 from sarn.train.batching import DeviceSamples

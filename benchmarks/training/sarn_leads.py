@@ -15,8 +15,17 @@ import argparse
 import numpy as np
 import torch
 
-from benchmarks.training.rows import (Part, Setting, build_row_model, option, peak_mb, pipeline_trainer,
-                                      run_alone, run_row, time_training)
+from benchmarks.training.rows import (
+    Part,
+    Setting,
+    build_row_model,
+    option,
+    peak_mb,
+    pipeline_trainer,
+    run_alone,
+    run_row,
+    time_training,
+)
 from benchmarks.training.samples import LENGTHS_USERS, electronics_arrays
 from sarn.params import Params, Precision
 from sarn.train.batching import DeviceSamples

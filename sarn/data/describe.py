@@ -30,8 +30,8 @@ def describe(name: str, spec: DatasetSpec, raw_dir: Path, downloads: Path = DOWN
     stats = meta["statistics"]
     total = sum(stats[f"{split}_samples"] for split in SPLITS)
     lines = [f"datasets.{name}, read from {where}:",
-             f"  log: {stats['users']:,} users, {stats['items']:,} items, {stats['categories']:,} categories, "
-             f"{stats['interactions']:,} interactions"]
+             (f"  log: {stats['users']:,} users, {stats['items']:,} items, {stats['categories']:,} categories, "
+             f"{stats['interactions']:,} interactions")]
     before = source.get("before_core")
     if before and before["interactions"] != stats["interactions"]:
         lines.append(f"  before the core filter: {before['users']:,} users, {before['interactions']:,} interactions")

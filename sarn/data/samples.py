@@ -38,7 +38,6 @@ from sarn.errors import DataError
 from sarn.params import ProtocolSpec, TimeSplitSpec
 
 
-
 class _SortedLog:
     """The log's columns as integer codes, sorted by (user, time, file order).
 

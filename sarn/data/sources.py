@@ -16,7 +16,16 @@ import pandas as pd
 from sarn.atomic import atomic_dir, write_json
 from sarn.data.amazon import read_amazon, verify_meta, verify_reviews
 from sarn.data.download import DOWNLOAD_DIR, fetch, sha256_of
-from sarn.data.raw import LOG_FILE, SOURCE_FILE, LogColumns, columns_of, counts, k_core, read_user_log, write_log
+from sarn.data.raw import (
+    LOG_FILE,
+    SOURCE_FILE,
+    LogColumns,
+    columns_of,
+    counts,
+    k_core,
+    read_user_log,
+    write_log,
+)
 from sarn.data.synthetic import generate_clicks
 from sarn.data.taobao import read_taobao, verify_archive
 from sarn.errors import DataError

@@ -20,7 +20,6 @@ import seaborn as sns
 
 from sarn.atomic import atomic_path
 
-
 # Set by sarn.report.notebook for the kernel it starts: the interpreter that started it. An
 # environment variable rather than a notebook parameter, so that the executed notebook never
 # shows a path of the machine it ran on.

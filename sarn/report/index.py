@@ -30,18 +30,18 @@ SIGNIFICANCE = 0.05  # Welch's t-test against SARN over the seeds
 # (image, title, caption, notebook, data files behind it)
 FIGURES = (
     ("figures/fig4.png", "Fig. 4: LogLoss during training, with and without the relative positional module",
-     "Mean over Table II's seeds; solid lines the test set at every evaluation, dotted lines the "
+     ("Mean over Table II's seeds; solid lines the test set at every evaluation, dotted lines the "
      "training batches' mean LogLoss at each epoch's end. Red: SARN without the module (α = 0); "
-     "blue: with it.", "fig4.html", ("figures/fig4.csv",)),
+     "blue: with it."), "fig4.html", ("figures/fig4.csv",)),
     ("figures/fig5a.png", "Fig. 5a: the similitude relations R during training",
-     "R between the most popular items of the chosen categories at the start, middle and end of "
-     "SARN's training, items grouped by category.", "fig5.html", ("figures/data/figures.json",)),
+     ("R between the most popular items of the chosen categories at the start, middle and end of "
+     "SARN's training, items grouped by category."), "fig5.html", ("figures/data/figures.json",)),
     ("figures/fig5b.png", "Fig. 5b: R among the items one test user visited",
      "From the weights of the reported evaluation; row i is the source item, column j the target.",
      "fig5.html", ("figures/data/fig5b.csv",)),
     ("figures/fig6.png", "Fig. 6: attention over the relation pairs of that user",
-     "The attentive max-pooling scores s_ij for the user's negative and positive candidate; the "
-     "highest pair outlined.", "fig6.html", ("figures/data/fig6_negative.csv", "figures/data/fig6_positive.csv")),
+     ("The attentive max-pooling scores s_ij for the user's negative and positive candidate; the "
+     "highest pair outlined."), "fig6.html", ("figures/data/fig6_negative.csv", "figures/data/fig6_positive.csv")),
 )
 
 _STYLE = """

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from sarn.errors import Interrupted, TrainingError
 from sarn.batch import Batch
+from sarn.errors import Interrupted, TrainingError
 from sarn.models import CTRModel
 from sarn.params import CompileMode, EpochDecay, Precision, TrainingSpec
 from sarn.train.batching import BatchIndex, DeviceSamples

@@ -31,7 +31,15 @@ from sarn.atomic import atomic_dir, write_json
 from sarn.data.processed import SPLITS, load_meta, load_negative_pool, load_split
 from sarn.errors import ConfigError
 from sarn.models import CTRModel, model_class
-from sarn.params import CompileMode, ModelSpec, Params, RuntimeSpec, TrainOn, apply_override, evaluation_problem
+from sarn.params import (
+    CompileMode,
+    ModelSpec,
+    Params,
+    RuntimeSpec,
+    TrainOn,
+    apply_override,
+    evaluation_problem,
+)
 from sarn.train.batching import DeviceSamples
 from sarn.train.checkpoint import RUN_FILE, model_for, save_state
 from sarn.train.divergence import constant_loglosses, divergence
