@@ -19,6 +19,7 @@ import yaml
 
 from sarn import params as params_mod
 from sarn.errors import SarnError
+from sarn.logs import configure_logging
 from sarn.params import Params, evaluation_problem, runs_on
 from sarn.stages import sync_stamps
 
@@ -248,8 +249,7 @@ def _notebook_parameters(pairs: list[str]) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
-                        datefmt="%H:%M:%S")
+    configure_logging()
     args = _parser().parse_args(argv)
     try:
         _run(args)
