@@ -45,3 +45,13 @@ def load_meta(processed_dir: Path, with_ids: bool = False) -> dict:
     if with_ids:
         meta |= load_arrays(processed_dir / IDS_FILE)
     return meta
+
+
+def split_sizes(processed_dir: Path) -> dict[str, int]:
+    """Samples in each split, from ``stats.json``: what a run's steps and evaluations depend on,
+    known without loading the splits."""
+    path = processed_dir / STATS_FILE
+    if not path.is_file():
+        raise DataError(f"{path}: not found (run the preprocess stage first)")
+    stats = json.loads(path.read_text(encoding="utf-8"))
+    return {split: int(stats[f"{split}_samples"]) for split in SPLITS}

@@ -37,3 +37,11 @@ def source_files(dataset):
     """A user's own log is an input of its raw stage, so that editing the file reruns it."""
     source = PARAMS.datasets[dataset].source
     return [source.path] if source.kind == "log" else []
+
+
+def effects_threads(wildcards):
+    """A protocol-effects job trains on the datasets protocol_effects lists; another one only
+    writes a folder that says so."""
+    if wildcards.dataset in PARAMS.protocol_effects.datasets:
+        return PARAMS.runtime.stage_threads(PARAMS.protocol_effects.n_seeds)
+    return 1
