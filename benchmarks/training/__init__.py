@@ -5,6 +5,7 @@
     electronics_epoch  part 3: one training epoch on data of Electronics' size
     embedded_default   part 4: the embedded default's Table II end to end
     host_floor         part 5: the operators of an eager step and what the host spends on them
+    threads            part 6: threads a process and seeds at once, idle and beside a busy core
     profile_steps      torch.profiler's top operators of 20 steps of one model
 
 Each runs alone as ``python -m benchmarks.training.<module>``. ``rows`` holds what they
