@@ -15,7 +15,7 @@ alone (``python -m benchmarks.training.<module>``) and says what it measures:
 3. electronics_epoch: one training epoch of DIN and SARN (both forms) on generated data of
    Electronics' size and lengths, batched as the pipeline batches.
 4. embedded_default: the embedded default's Table II (every model, every seed) through the
-   stages' code.
+   stages' code, with runtime.parallel_seeds 1 and 2 side by side.
 5. host_floor: what an eager training step costs the host, the floor of an eager GPU epoch.
 6. threads: training steps a second at each runtime.threads and number of seeds at once,
    idle and beside a busy core.

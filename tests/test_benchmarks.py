@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from benchmarks import precision_auc, preprocess_speed, train_speed
-from benchmarks.training import full_length, host_floor, profile_steps, sarn_leads, threads
+from benchmarks.training import embedded_default, full_length, host_floor, profile_steps, sarn_leads, threads
 from benchmarks.training.rows import Setting, run_row
 from sarn import ALLOCATOR_ENV
 from sarn.params import Params, Precision, load
@@ -81,6 +81,7 @@ def test_host_floor_needs_a_timed_step_in_every_turn() -> None:
     (full_length.main, ["--models", "din", "dinn"], "invalid choice: 'dinn'"),
     (host_floor.main, ["--floor-steps", "3"], "--floor-steps must be at least 5"),
     (profile_steps.main, ["deepctr_din"], "invalid choice: 'deepctr_din'"),
+    (embedded_default.main, ["--parallel-seeds", "1", "0"], "--parallel-seeds must be 1 or more, got 1 0"),
     (threads.main, ["--models", "dinn"], "invalid choice: 'dinn'"),
 ])
 def test_training_benchmark_refuses_bad_arguments_before_any_work(main, argv, named, capsys) -> None:
