@@ -3,6 +3,8 @@ that fails, or whose process dies, stops the stage by name and leaves nothing th
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import signal
 import subprocess
@@ -18,7 +20,7 @@ from sarn.data.sources import make_raw
 from sarn.errors import TrainingError
 from sarn.params import Params, validate
 from sarn.train import runner
-from sarn.train.seeds import in_processes
+from sarn.train.seeds import CpuUse, cpu_use, in_processes
 from tests.conftest import ROOT, tiny_params
 
 
@@ -155,3 +157,22 @@ def test_seed_processes_die_with_a_killed_stage(tmp_path) -> None:
     stage.kill()
     stage.wait()
     assert all(_gone(int(path.read_text()), within=10) for path in pids)
+
+
+def test_more_threads_than_cores_is_said_once_and_recorded(processed, tmp_path, monkeypatch, caplog) -> None:
+    """Two seeds at once of one thread each on a job Snakemake gave one core (OMP_NUM_THREADS=1)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    params = _with(tiny_params(), parallel_seeds=2)
+    assert cpu_use(params.runtime, 2) == CpuUse(threads=1, processes=2, cores=1, oversubscribed=True)
+    assert cpu_use(params.runtime, 1) == CpuUse(threads=1, processes=1, cores=1, oversubscribed=False)
+    with caplog.at_level(logging.WARNING, logger="sarn.train.seeds"):
+        for name in ("a", "b"):
+            runner.train_model(params, "default", "din", processed, tmp_path / name, n_seeds=2)
+    said = [r.message for r in caplog.records if "threads" in r.message]
+    assert said == ["runtime.threads 1 x 2 seeds at once = 2 threads, more than the 1 core(s) this job may "
+                    "use (OMP_NUM_THREADS=1, which Snakemake sets to a job's share of --cores): each thread "
+                    "waits for descheduled ones, which can make training many times slower; lower "
+                    "runtime.threads or runtime.parallel_seeds, or give the job more cores"]
+    record = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert {key: record[key] for key in ("threads", "parallel_seeds", "cores", "oversubscribed")} == {
+        "threads": 1, "parallel_seeds": 2, "cores": 1, "oversubscribed": True}

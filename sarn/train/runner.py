@@ -151,6 +151,7 @@ def _describe(params: Params, dataset: str, name: str, spec: ModelSpec, data_dir
 
 
 def _load(run: _Run) -> _Loaded:
+    """The run's splits on its device, and the negatives' distribution where they are drawn every epoch."""
     data = _splits(run.data_dir, run.device, run.max_len, run.spec.training.train_on)
     pool = load_negative_pool(run.data_dir) if run.spec.training.aux_negatives == "per_epoch" else None
     return _Loaded(run, data, pool)

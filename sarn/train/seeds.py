@@ -80,10 +80,10 @@ def cpu_use(runtime: RuntimeSpec, n_seeds: int) -> CpuUse:
     processes, wanted = runtime.processes(n_seeds), runtime.stage_threads(n_seeds)
     cores, source = available_cores()
     if wanted > cores:
-        _warn_once(f"runtime.threads {runtime.threads} x {processes} seeds at once = {wanted} threads, but "
-                   f"this job may use {cores} cores ({source}): each thread waits for descheduled ones, which "
-                   "can make training many times slower; lower runtime.threads or runtime.parallel_seeds, "
-                   "or give the job more cores")
+        _warn_once(f"runtime.threads {runtime.threads} x {processes} seeds at once = {wanted} threads, more "
+                   f"than the {cores} core(s) this job may use ({source}): each thread waits for descheduled "
+                   "ones, which can make training many times slower; lower runtime.threads or "
+                   "runtime.parallel_seeds, or give the job more cores")
     return CpuUse(runtime.threads, processes, cores, wanted > cores)
 
 
