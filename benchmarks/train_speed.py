@@ -1,10 +1,10 @@
 """Training throughput and peak memory of every model, SARN against the straightforward graph,
 and the project's DIN against DeepCTR-Torch's.
 
-    python -m benchmarks.train_speed [--parts 1 2 3 4 5] [--device cpu|cuda] [--precision fp32|tf32|bf16]
+    python -m benchmarks.train_speed [--parts 1 2 3 4 5 6] [--device cpu|cuda] [--precision fp32|tf32|bf16]
                                      [--steps N] [--batches 128 1024] [--lengths 30 50] [--models ...]
 
-Five parts (1, 2, 3 and 5 by default), each printed as a table; every ratio compares rows
+Six parts (1, 2, 3 and 5 by default), each printed as a table; every ratio compares rows
 of the same invocation. Each part is a module of benchmarks/training/, which also runs it
 alone (``python -m benchmarks.training.<module>``) and says what it measures:
 
@@ -15,8 +15,10 @@ alone (``python -m benchmarks.training.<module>``) and says what it measures:
 3. electronics_epoch: one training epoch of DIN and SARN (both forms) on generated data of
    Electronics' size and lengths, batched as the pipeline batches.
 4. embedded_default: the embedded default's Table II (every model, every seed) through the
-   stages' code.
+   stages' code, with runtime.parallel_seeds 1 and 2 side by side.
 5. host_floor: what an eager training step costs the host, the floor of an eager GPU epoch.
+6. threads: training steps a second at each runtime.threads and number of seeds at once,
+   idle and beside a busy core.
 
 ``--profile MODEL`` runs none of them: it prints torch.profiler's top operators of 20
 steps of MODEL (benchmarks/training/profile_steps.py).
@@ -31,10 +33,12 @@ from benchmarks.training import (
     host_floor,
     profile_steps,
     sarn_leads,
+    threads,
 )
 from benchmarks.training.rows import parser_for, refuse_bad_arguments, run_parts, set_up_from
 
-PARTS = (full_length.PART, sarn_leads.PART, electronics_epoch.PART, embedded_default.PART, host_floor.PART)
+PARTS = (full_length.PART, sarn_leads.PART, electronics_epoch.PART, embedded_default.PART, host_floor.PART,
+         threads.PART)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
                         choices=[part.number for part in PARTS],
                         help="which parts to run (3: one epoch on Electronics-sized data, 4: the embedded "
                              "default's Table II end to end, minutes each on a CPU; 5: the host's cost of "
-                             "an eager step)")
+                             "an eager step; 6: threads and seeds at once, tens of minutes)")
     parser.add_argument("--profile", metavar="MODEL", choices=profile_steps.PROFILED_ROWS,
                         help="only profile 20 training steps of MODEL on part 2's batches (grouped by "
                              "length), compiled in the first --compile mode if one is given")

@@ -12,9 +12,10 @@ import sys
 
 from sarn import ALLOCATOR_ENV
 
-# Only the training commands: the data stages free large arrays as they go and want the
-# memory back (the Taobao preprocessing stays under its memory target that way).
-TRAINING_COMMANDS = {"train", "sweep", "snapshots"}
+# Only the training commands (and `plan`, which times training steps as they run): the data
+# stages free large arrays as they go and want the memory back (the Taobao preprocessing stays
+# under its memory target that way).
+TRAINING_COMMANDS = {"train", "sweep", "effects", "snapshots", "plan"}
 
 if (sys.platform.startswith("linux") and TRAINING_COMMANDS & set(sys.argv[1:])
         and any(os.environ.get(k) is None for k in ALLOCATOR_ENV)):

@@ -22,6 +22,7 @@ import yaml
 from sarn import params as params_mod
 from sarn.errors import Interrupted, SarnError, os_error_message
 from sarn.lock import project_lock
+from sarn.logs import configure_logging
 from sarn.params import Params, evaluation_problem, runs_on
 from sarn.stages import sync_stamps
 
@@ -112,6 +113,16 @@ def _parser() -> argparse.ArgumentParser:
     deps.add_argument("--dvc-yaml", type=Path, default=Path("dvc.yaml"))
     deps.add_argument("--check", action="store_true", help="only say whether dvc.yaml is up to date (exit 2 if not)")
 
+    plan = sub.add_parser("plan", help="the bill before the run: the selection's runs, optimizer steps, "
+                                       "evaluations and hours, here (a short timed probe of each run) and on "
+                                       "the GPUs with measured step times")
+    plan.add_argument("--processed", type=Path, default=Path("data/processed"),
+                      help="processed data root: a dataset found there is planned with its own size and "
+                           "history lengths (default: %(default)s)")
+    plan.add_argument("--probe-steps", type=_non_negative, default=8,
+                      help="timed training steps a probe round, three rounds a run (0: count only, no "
+                           "timing; default: %(default)s)")
+
     chk = sub.add_parser("check", help="validate params.yaml (against the processed data where it exists) "
                                        "and refresh the params stamps")
     chk.add_argument("--processed", type=Path, default=Path("data/processed"),
@@ -120,7 +131,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # The commands that build models, and so check each run's architecture against its class.
-MODEL_COMMANDS = {"check", "train", "sweep", "effects", "snapshots", "figure-data"}
+MODEL_COMMANDS = {"check", "train", "sweep", "effects", "snapshots", "figure-data", "plan"}
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -210,6 +228,10 @@ def _run(args: argparse.Namespace) -> None:
 
         aggregate(params.experiment.datasets, params.experiment.models, args.results,
                   args.table, args.metrics, args.curves)
+    elif args.command == "plan":
+        from sarn.plan.bill import print_bill
+
+        print_bill(params, args.processed, args.probe_steps)
     elif args.command == "report":
         from sarn.report.notebook import render_notebook
 
@@ -275,8 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; a problem of the input or of the machine (a full disk, a read-only folder)
     ends it with one line on stderr and exit status 2, Ctrl-C with one line and 130 (the shell's
     code for SIGINT), every temporary file removed on the way out."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s",
-                        datefmt="%H:%M:%S")
+    configure_logging()
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
     try:

@@ -324,11 +324,26 @@ CompileMode = Literal["eager", "default", "reduce-overhead"]
 
 
 class RuntimeSpec(_Strict):
+    """Where and how the training stages compute. ``threads``: torch's CPU threads in each
+    training process (it changes the last bits of CPU results, so it is never derived from the
+    machine); ``parallel_seeds``: how many seeds of a stage train at once, each in its own
+    process (on CUDA all on the stage's device), which changes no result."""
+
     device: Literal["auto", "cpu", "cuda"]
     threads: PositiveInt
+    parallel_seeds: PositiveInt
     eval_batch_size: PositiveInt
     precision: Precision
     compile: CompileMode
+
+    def processes(self, n_seeds: int) -> int:
+        """Processes a stage of ``n_seeds`` seeds trains in at once."""
+        return min(self.parallel_seeds, n_seeds)
+
+    def stage_threads(self, n_seeds: int) -> int:
+        """Threads a stage of ``n_seeds`` seeds runs at once, the cores it asks for: its Snakemake
+        ``threads:``, a SLURM job's CPUs."""
+        return self.processes(n_seeds) * self.threads
 
 
 class Params(_Strict):

@@ -16,20 +16,29 @@ from pathlib import Path
 from typing import Any
 
 from sarn.atomic import dumps_json, write_text
+from sarn.params import RuntimeSpec
 
 STAMP_DIR = Path(".sarn") / "params"
+
+# The runtime keys a training stage's results depend on: all but parallel_seeds, which only says
+# how many seeds train at once (tests/test_parallel_seeds.py: the same bytes), so that changing it
+# never reruns a finished grid.
+RESULT_RUNTIME = tuple(f"runtime.{key}" for key in RuntimeSpec.model_fields if key != "parallel_seeds")
 
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "raw": ("datasets.{dataset}.source",),
     "preprocess": ("datasets.{dataset}.protocol",),
-    "train": ("models.{model}", "datasets.{dataset}.training", "experiment.n_seeds", "experiment.seed", "runtime"),
+    "train": ("models.{model}", "datasets.{dataset}.training", "experiment.n_seeds", "experiment.seed",
+              *RESULT_RUNTIME),
     "aggregate": ("experiment.datasets", "experiment.models"),
-    "sweep": ("models.{model}", "datasets.{dataset}.training", "table3.n_seeds", "experiment.seed", "runtime"),
+    "sweep": ("models.{model}", "datasets.{dataset}.training", "table3.n_seeds", "experiment.seed",
+              *RESULT_RUNTIME),
     "table3": ("table3.datasets", "table3.models", "table3.lengths"),
-    "effects": ("models.{model}", "datasets.{dataset}.training", "protocol_effects", "experiment.seed", "runtime"),
+    "effects": ("models.{model}", "datasets.{dataset}.training", "protocol_effects", "experiment.seed",
+                *RESULT_RUNTIME),
     "effects_table": ("protocol_effects",),
     "snapshots": ("models.{model}", "datasets.{dataset}.training", "figures.dataset", "figures.snapshots",
-                  "experiment.seed", "runtime"),
+                  "experiment.seed", *RESULT_RUNTIME),
     "figure_data": ("models.{model}", "datasets.{dataset}.training", "figures.dataset", "figures.categories",
                     "figures.items_per_category", "figures.user", "figures.min_history"),
     "report_fig4": ("plots.fig4", "figures.with_positional", "figures.without_positional"),

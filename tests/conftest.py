@@ -20,7 +20,7 @@ def tiny_params() -> dict:
     raw["protocol_effects"]["n_seeds"] = 2
     raw["figures"].update(min_history=5, items_per_category=3)
     raw["table3"].update(models=["din", "sarn"], lengths=[5], n_seeds=1)
-    raw["runtime"]["threads"] = 1
+    raw["runtime"].update(threads=1, parallel_seeds=1)  # tests/test_parallel_seeds.py trains seeds at once
     gen = raw["datasets"]["default"]["source"]["generator"]
     gen.update(n_users=240, n_items=300, n_categories=24, n_interests=6, mean_clicks=9.0, max_clicks=20)
     raw["datasets"]["default"]["protocol"]["max_len"] = 10

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from benchmarks import precision_auc, preprocess_speed, train_speed
-from benchmarks.training import full_length, host_floor, profile_steps, sarn_leads
+from benchmarks.training import embedded_default, full_length, host_floor, profile_steps, sarn_leads, threads
 from benchmarks.training.rows import Setting, run_row
 from sarn import ALLOCATOR_ENV
 from sarn.params import Params, Precision, load
@@ -81,6 +81,8 @@ def test_host_floor_needs_a_timed_step_in_every_turn() -> None:
     (full_length.main, ["--models", "din", "dinn"], "invalid choice: 'dinn'"),
     (host_floor.main, ["--floor-steps", "3"], "--floor-steps must be at least 5"),
     (profile_steps.main, ["deepctr_din"], "invalid choice: 'deepctr_din'"),
+    (embedded_default.main, ["--parallel-seeds", "1", "0"], "--parallel-seeds must be 1 or more, got 1 0"),
+    (threads.main, ["--models", "dinn"], "invalid choice: 'dinn'"),
 ])
 def test_training_benchmark_refuses_bad_arguments_before_any_work(main, argv, named, capsys) -> None:
     with pytest.raises(SystemExit):
@@ -108,3 +110,14 @@ def test_a_cpu_row_runs_in_its_own_process_under_the_invocations_setting(monkeyp
     assert default["allocator"] == ALLOCATOR_ENV
     assert without_allocator["allocator"] == dict.fromkeys(ALLOCATOR_ENV)
     assert default["threads"] == 1 and default["deterministic"] is False
+
+
+def test_threads_rows_train_in_processes_of_the_threads_they_are_given() -> None:
+    """Part 6's processes of a row start their steps together and each reports the thread count the
+    row gave it (a row whose processes did not is None)."""
+    params = load(ROOT / "params.yaml")
+    setting = Setting(params, torch.device("cpu"), "fp32", nondeterministic=False)
+    samples = str(threads._cached(params, "embedded default"))
+    for processes, count in ((2, 1), (1, 2)):
+        rate = threads.together(setting, processes, count, samples_file=samples, model="din", steps=3, seconds=30.0)
+        assert rate is not None and rate > 0

@@ -112,8 +112,10 @@ def check_figures(project: Path) -> None:
     history = pd.read_csv(data / "fig5b.csv", index_col=0)
     assert pd.read_csv(data / "fig6_positive.csv", index_col=0).shape == history.shape  # no padded pairs
     index = (project / "reports" / "index.html").read_text()
-    for target in ("tables.html", "fig4.html", "fig5.html", "fig6.html", "figures/fig6.png"):
+    for target in ("tables.html", "fig4.html", "fig5.html", "fig6.html"):
         assert f'href="{target}"' in index
+    for image in ("fig4", "fig5a", "fig5b", "fig6"):
+        assert f'<img src="figures/{image}.png"' in index
 
 
 def test_dvc_yaml_lists_the_params_each_stage_declares() -> None:
@@ -266,6 +268,13 @@ def test_both_drivers_agree_and_never_report_stale_results(tmp_path: Path) -> No
     out = dvc(project, "repro")
     assert "didn't change" in out and "Running stage" not in out
 
+    # How many seeds train at once changes no result (tests/test_parallel_seeds.py): neither driver
+    # reruns anything for it.
+    params["runtime"]["parallel_seeds"] = 2
+    write_params(project, params)
+    assert "up to date" in dvc(project, "status")
+    assert "Nothing to be done" in snakemake(project, "-n")
+
     # An edit of a module the train stage runs (and the data stages do not) makes both drivers
     # call its results stale, and leaves the data stages alone.
     with (project / "sarn" / "checks.py").open("a") as source:
@@ -397,11 +406,21 @@ def test_a_forced_rerun_stopped_by_ctrl_c_is_redone_by_the_next_run(built, tmp_p
 
 
 def test_slurm_profile_dry_run_lists_the_jobs_it_would_submit(tmp_path: Path) -> None:
+    """Each training job asks for the cores its seeds use at once (the plugin's CPUs a task are a
+    job's threads); a dry run caps threads at --cores (1 unless given), so it is given 64."""
     project = make_project(tmp_path)
-    out = run(project, sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/slurm", "-n")
+    params = tiny_params()
+    params["runtime"].update(threads=2, parallel_seeds=3)  # 2 seeds: 2 processes of Table II, 1 of Table III
+    write_params(project, params)
+    out = run(project, sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/slurm", "-n",
+              "--cores", "64")
     jobs = re.findall(r"^rule (\w+):", out, re.MULTILINE)
     assert {"raw", "preprocess", "train", "sweep", "snapshots", "aggregate", "index"} <= set(jobs)
     assert jobs.count("train") == len(tiny_params()["experiment"]["models"])
+    threads = {rule: set(re.findall(rf"^rule {rule}:\n(?:    .*\n)*?    threads: (\d+)", out, re.MULTILINE))
+               for rule in ("train", "sweep", "snapshots", "effects")}
+    assert threads == {"train": {"4"}, "sweep": {"2"}, "snapshots": {"2"},
+                       "effects": set()}  # none trains: 1 thread, not printed
     for block in out.split("rule train:")[1:]:
         resources = block.split("resources:")[1].splitlines()[0]
         assert "slurm_partition=gpu" in resources and "gpu=1" in resources

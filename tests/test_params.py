@@ -73,6 +73,16 @@ def test_choice_values_are_checked(params_dict: dict) -> None:
     assert "runtime.compile" in message and "'eager', 'default' or 'reduce-overhead' (got False)" in message
 
 
+@pytest.mark.parametrize(("value", "expected"), [(0, "greater than 0"), (2.0, "a valid integer"),
+                                               ("2", "a valid integer"), (None, "a valid integer")])
+def test_a_wrong_parallel_seeds_is_named(params_dict: dict, value: object, expected: str) -> None:
+    params_dict["runtime"]["parallel_seeds"] = value
+    message = _error(params_dict)
+    assert f"runtime.parallel_seeds: Input should be {expected} (got {value!r})" in message
+    del params_dict["runtime"]["parallel_seeds"]
+    assert "runtime.parallel_seeds: missing key" in _error(params_dict)
+
+
 def test_unknown_model_lists_known_ones(params_dict: dict) -> None:
     params_dict["models"]["transformer"] = copy.deepcopy(params_dict["models"]["din"])
     params_dict["models"]["transformer"]["model"] = "bert"

@@ -8,6 +8,7 @@ gets a fixed date, so the same arrays always give the same file.
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,15 +30,17 @@ def save_arrays(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
                 np.lib.format.write_array(handle, np.asarray(members[name], order="C"), allow_pickle=False)
 
 
-def load_arrays(path: str | Path) -> dict[str, np.ndarray]:
-    """Read arrays written by :func:`save_arrays`, refusing other schema versions."""
+def load_arrays(path: str | Path, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Read the arrays (only ``names`` where given) written by :func:`save_arrays`, refusing
+    other schema versions."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: sample file not found (run the preprocess stage first)")
     try:
         with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
+            wanted = data.files if names is None else [*names, "schema_version"]
+            arrays = {name: data[name] for name in wanted}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
         raise DataError(f"{path}: not a readable sample file ({err})") from None
     version = arrays.pop("schema_version", None)
     if version is None or int(version) != SCHEMA_VERSION:

@@ -9,6 +9,7 @@ Layout: ``train.npz``, ``valid.npz``, ``test.npz`` (see :mod:`sarn.data.arrays`)
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +24,11 @@ IDS_FILE = "ids.npz"
 NEGATIVES_FILE = "negatives.npz"
 
 
-def load_split(processed_dir: Path, split: str) -> dict[str, np.ndarray]:
-    """The arrays of one split (``train``, ``valid`` or ``test``)."""
+def load_split(processed_dir: Path, split: str, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of one split (``train``, ``valid`` or ``test``), only ``names`` where given."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
-    return load_arrays(processed_dir / f"{split}.npz")
+    return load_arrays(processed_dir / f"{split}.npz", names)
 
 
 def load_negative_pool(processed_dir: Path) -> dict[str, np.ndarray]:
@@ -45,3 +46,13 @@ def load_meta(processed_dir: Path, with_ids: bool = False) -> dict:
     if with_ids:
         meta |= load_arrays(processed_dir / IDS_FILE)
     return meta
+
+
+def split_sizes(processed_dir: Path) -> dict[str, int]:
+    """Samples in each split, from ``stats.json``: what a run's steps and evaluations depend on,
+    known without loading the splits."""
+    path = processed_dir / STATS_FILE
+    if not path.is_file():
+        raise DataError(f"{path}: not found (run the preprocess stage first)")
+    stats = json.loads(path.read_text(encoding="utf-8"))
+    return {split: int(stats[f"{split}_samples"]) for split in SPLITS}

@@ -9,19 +9,20 @@ LogLoss is more than ``EXPLODED`` times that constant predictor's.
 
 from __future__ import annotations
 
-from sarn.train.batching import DeviceSamples
+import numpy as np
+
 from sarn.train.loop import RunResult
 from sarn.train.metrics import constant_logloss
 
 EXPLODED = 10.0
 
 
-def constant_loglosses(data: dict[str, DeviceSamples]) -> dict[str, float]:
+def constant_loglosses(labels: dict[str, np.ndarray]) -> dict[str, float]:
     """Per evaluated split, the LogLoss of predicting the training click rate for every sample
-    (from the labels alone: computed once per stage, not per seed)."""
-    rate = float(data["train"].label.mean())
-    return {split: constant_logloss(rate, samples.label)
-            for split, samples in data.items() if split != "train"}
+    (from the labels of each split alone: computed once per stage, not per seed)."""
+    rate = float(labels["train"].mean())
+    return {split: constant_logloss(rate, split_labels)
+            for split, split_labels in labels.items() if split != "train"}
 
 
 def divergence(result: RunResult, constant: dict[str, float]) -> str:

@@ -19,7 +19,7 @@ import inspect
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 
 from sarn.atomic import atomic_dir, write_json
-from sarn.data.processed import SPLITS, load_meta, load_negative_pool, load_split
+from sarn.data.processed import SPLITS, load_meta, load_negative_pool, load_split, split_sizes
 from sarn.errors import ConfigError
 from sarn.models import CTRModel, model_class
 from sarn.params import (
@@ -46,6 +46,8 @@ from sarn.train.divergence import constant_loglosses, divergence
 from sarn.train.loop import EVAL_SPLITS, RunResult, compile_model, train_run
 from sarn.train.metrics import METRICS
 from sarn.train.negatives import NegativeSampler
+from sarn.train.schedule import trained_samples
+from sarn.train.seeds import CpuUse, cpu_use, in_processes
 
 log = logging.getLogger(__name__)
 
@@ -78,17 +80,23 @@ def configure_torch(runtime: RuntimeSpec) -> torch.device:
     return device
 
 
-def _splits(data_dir: Path, device: torch.device, max_len: int, train_on: TrainOn) -> dict[str, DeviceSamples]:
-    """The splits a run uses, on the device, histories cut to the latest ``max_len`` clicks.
+def _arrays(data_dir: Path, train_on: TrainOn, names: Sequence[str] | None = None
+            ) -> dict[str, dict[str, np.ndarray]]:
+    """The splits a run uses (only the arrays ``names`` where given).
 
     ``train+valid``: the validation users join the training set (the reference code's 90/10
     split), and there is no validation split left to choose with.
     """
-    arrays = {split: load_split(data_dir, split) for split in SPLITS}
+    arrays = {split: load_split(data_dir, split, names) for split in SPLITS}
     if train_on == "train+valid":
         valid = arrays.pop("valid")
         arrays["train"] = {key: np.concatenate([values, valid[key]]) for key, values in arrays["train"].items()}
-    return {split: DeviceSamples(values, device, max_len) for split, values in arrays.items()}
+    return arrays
+
+
+def _splits(data_dir: Path, device: torch.device, max_len: int, train_on: TrainOn) -> dict[str, DeviceSamples]:
+    """The splits a run uses, on the device, histories cut to the latest ``max_len`` clicks."""
+    return {split: DeviceSamples(values, device, max_len) for split, values in _arrays(data_dir, train_on).items()}
 
 
 def _new_model(params: Params, spec: ModelSpec, label: str, meta: dict, device: torch.device, seed: int
@@ -106,20 +114,13 @@ def _new_model(params: Params, spec: ModelSpec, label: str, meta: dict, device: 
     return net, mode
 
 
-def _check_steps(params: Params, dataset: str, name: str, spec: ModelSpec, train_samples: int) -> None:
-    """``eval_every`` must fit in an epoch of this run (else it would never evaluate between epochs)."""
-    problem = evaluation_problem(params.datasets[dataset].training, dataset, name, spec.training, train_samples)
-    if problem:
-        raise ConfigError(problem)
-
-
 def _biased_loglosses(meta: dict) -> bool:
     """Whether LogLoss and gAUC would mislead: preprocessing dropped training negatives (a log
     with labels, ``negative_drop`` > 0), so predicted click rates are shifted; the AUC is not."""
     return meta["labeled"] and meta["negative_drop"] > 0
 
 
-def _run_row(seed: int, result: RunResult, run: _Setup) -> dict:
+def _run_row(seed: int, result: RunResult, run: _Run) -> dict:
     """One line of runs.csv: the reported evaluation, the test metrics the reference code's
     rule (best test AUC) and the last evaluation would give, and why the run counts as
     diverged ('' if it does not; said in the log too)."""
@@ -142,43 +143,69 @@ def _run_row(seed: int, result: RunResult, run: _Setup) -> dict:
     return row
 
 
-@dataclass
-class _Setup:
-    """What every seed of a run shares: where it runs, the dataset as it trains on it."""
+@dataclass(frozen=True)
+class _Run:
+    """What every seed of a run shares, known without loading its data: where it runs, its
+    settings, the dataset's vocabulary and how its histories are cut and evaluated."""
 
     name: str
     dataset: str
     spec: ModelSpec
     device: torch.device
     meta: dict
-    data: dict[str, DeviceSamples]
     max_len: int
     eval_every: int | None
-    pool: dict[str, np.ndarray] | None  # the negatives' distribution, where drawn every epoch
+    data_dir: Path
     constant_logloss: dict[str, float]  # per evaluated split, predicting the training click rate
 
 
-def _setup(params: Params, dataset: str, name: str, spec: ModelSpec, data_dir: Path, max_len: int) -> _Setup:
+@dataclass
+class _Loaded:
+    """A run with its dataset as it trains on it, in the process that trains its seeds."""
+
+    run: _Run
+    data: dict[str, DeviceSamples]
+    pool: dict[str, np.ndarray] | None  # the negatives' distribution, where drawn every epoch
+
+
+def _describe(params: Params, dataset: str, name: str, spec: ModelSpec, data_dir: Path, max_len: int) -> _Run:
+    """Torch set up for the run (:func:`configure_torch`), and the run checked against its dataset's
+    size: ``eval_every`` must fit in an epoch (else it would never evaluate between epochs)."""
     device = configure_torch(params.runtime)
-    data = _splits(data_dir, device, max_len, spec.training.train_on)
-    _check_steps(params, dataset, name, spec, data["train"].size)
-    pool = load_negative_pool(data_dir) if spec.training.aux_negatives == "per_epoch" else None
-    return _Setup(name, dataset, spec, device, load_meta(data_dir), data, max_len,
-                  params.datasets[dataset].training.eval_every, pool, constant_loglosses(data))
+    samples = trained_samples(split_sizes(data_dir), spec.training.train_on)
+    problem = evaluation_problem(params.datasets[dataset].training, dataset, name, spec.training, samples)
+    if problem:
+        raise ConfigError(problem)
+    labels = {split: arrays["label"] for split, arrays in _arrays(data_dir, spec.training.train_on, ["label"]).items()}
+    return _Run(name, dataset, spec, device, load_meta(data_dir), max_len,
+                params.datasets[dataset].training.eval_every, data_dir, constant_loglosses(labels))
 
 
-def _train_one(params: Params, run: _Setup, seed: int, label: str, snapshot_fractions: Sequence[float] = ()
-               ) -> tuple[RunResult, CompileMode]:
-    """One seed of ``run``, trained as every stage trains it."""
+def _load(run: _Run) -> _Loaded:
+    """The run's splits on its device, and the negatives' distribution where they are drawn every epoch."""
+    data = _splits(run.data_dir, run.device, run.max_len, run.spec.training.train_on)
+    pool = load_negative_pool(run.data_dir) if run.spec.training.aux_negatives == "per_epoch" else None
+    return _Loaded(run, data, pool)
+
+
+def _train_one(params: Params, loaded: _Loaded, seed: int, label: str,
+               snapshot_fractions: Sequence[float] = ()) -> tuple[RunResult, CompileMode]:
+    """One seed of a run, trained as every stage trains it."""
+    run = loaded.run
     net, compiled = _new_model(params, run.spec, run.name, run.meta, run.device, seed)
-    result = train_run(net, run.data, run.spec.training, seed, params.runtime.eval_batch_size, label=label,
+    result = train_run(net, loaded.data, run.spec.training, seed, params.runtime.eval_batch_size, label=label,
                        eval_every=run.eval_every, snapshot_fractions=snapshot_fractions,
                        precision=params.runtime.precision,
-                       negatives=NegativeSampler(run.pool, seed) if run.pool is not None else None)
+                       negatives=NegativeSampler(loaded.pool, seed) if loaded.pool is not None else None)
     return result, compiled
 
 
-def _run_record(params: Params, run: _Setup, seeds: list[int], compiled: CompileMode, selection: str) -> dict:
+def _label(run: _Run, seed: int) -> str:
+    return f"{run.dataset}/{run.name} seed {seed}"
+
+
+def _run_record(params: Params, run: _Run, seeds: list[int], compiled: CompileMode, selection: str,
+                cpu: CpuUse) -> dict:
     """``run.json``: what produced a run folder; :func:`sarn.train.checkpoint.load_trained` rebuilds
     its models from it."""
     return {
@@ -194,33 +221,68 @@ def _run_record(params: Params, run: _Setup, seeds: list[int], compiled: Compile
         "device": run.device.type,
         "precision": params.runtime.precision if run.device.type == "cuda" else "fp32",
         "compile": compiled,
-        "threads": torch.get_num_threads(),
+        "threads": cpu.threads,
+        "parallel_seeds": cpu.processes,
+        "cores": cpu.cores,
+        "oversubscribed": cpu.oversubscribed,
         "torch": torch.__version__,
         "selection": SELECTION_NOTES[selection],
         "metrics": ["auc"] if _biased_loglosses(run.meta) else list(METRICS),
     }
 
 
+def _trained(params: Params, run: _Run, seeds: list[int], processes: int
+             ) -> Iterator[tuple[int, RunResult, CompileMode]]:
+    """Every seed of ``run`` trained, in this process one after another (``processes`` 1), or in
+    ``processes`` processes at once (:mod:`sarn.train.seeds`), as each finishes."""
+    if processes == 1:
+        loaded = _load(run)
+        for seed in seeds:
+            yield seed, *_train_one(params, loaded, seed, _label(run, seed))
+    else:
+        for seed, (result, compiled) in in_processes(_SeedJob(params, run), seeds, processes):
+            yield seed, result, compiled
+
+
+@dataclass(frozen=True)
+class _SeedJob:
+    """A run's seeds as a seed's own process trains them (:func:`sarn.train.seeds.in_processes`): it
+    sets torch up, loads the data once, then trains the seeds it is given."""
+
+    params: Params
+    run: _Run
+
+    def label(self, seed: int) -> str:
+        return _label(self.run, seed)
+
+    def start(self) -> Callable[[int], tuple[RunResult, CompileMode]]:
+        configure_torch(self.params.runtime)
+        loaded = _load(self.run)
+        return lambda seed: _train_one(self.params, loaded, seed, self.label(seed))
+
+
 def _train_seeds(params: Params, dataset: str, name: str, spec: ModelSpec, data_dir: Path, folder: Path,
                  seeds: list[int], max_len: int) -> None:
     """Train run ``name`` (its settings ``spec``) once per seed and write its results into ``folder``."""
-    run = _setup(params, dataset, name, spec, data_dir, max_len)
-    log.info("train[%s/%s]: %d train samples on %s, %d seeds, histories up to %d clicks, evaluated %s",
-             dataset, name, run.data["train"].size, run.device, len(seeds), max_len,
+    run = _describe(params, dataset, name, spec, data_dir, max_len)
+    cpu = cpu_use(params.runtime, len(seeds))
+    log.info("train[%s/%s]: on %s, %d seeds (%d at once, %d threads each), histories up to %d clicks, "
+             "evaluated %s", dataset, name, run.device, len(seeds), cpu.processes, cpu.threads, max_len,
              f"every {run.eval_every} steps and at each epoch's end" if run.eval_every else "at each epoch's end")
-    runs, histories = [], []
+    rows, histories, compiled = {}, {}, "eager"
     (folder / "checkpoints").mkdir()
-    for seed in seeds:
-        result, compiled = _train_one(params, run, seed, f"{dataset}/{name} seed {seed}")
+    for seed, result, compiled in _trained(params, run, seeds, cpu.processes):
         save_state(result.state_dict, folder / "checkpoints" / f"seed{seed}.pt")
-        runs.append(_run_row(seed, result, run))
-        histories += [{"seed": seed, **row} for row in result.history]
+        rows[seed] = _run_row(seed, result, run)
+        histories[seed] = [{"seed": seed, **row} for row in result.history]
         log.info("train[%s/%s] seed %d: %s evaluation at step %d, test AUC %.4f, LogLoss %.4f",
                  dataset, name, seed, "best validation" if result.reported == "validation" else "last",
                  result.best["step"], result.best["test_auc"], result.best["test_logloss"])
+    runs = [rows[seed] for seed in seeds]
     pd.DataFrame(runs).to_csv(folder / "runs.csv", index=False, lineterminator="\n")
-    pd.DataFrame(histories).to_csv(folder / "history.csv", index=False, lineterminator="\n")
-    write_json(folder / RUN_FILE, _run_record(params, run, seeds, compiled, runs[0]["selection"]))
+    pd.DataFrame([row for seed in seeds for row in histories[seed]]).to_csv(
+        folder / "history.csv", index=False, lineterminator="\n")
+    write_json(folder / RUN_FILE, _run_record(params, run, seeds, compiled, runs[0]["selection"], cpu))
 
 
 SELECTION_NOTES = {
@@ -275,9 +337,11 @@ def train_snapshots(params: Params, dataset: str, model: str, data_dir: Path, ou
     """Train the first seed of ``model`` once more, as Table II trains it, keeping its weights
     at the fractions of training listed in ``figures.snapshots`` (Fig. 5a) and at its
     reported evaluation (``best.pt``), with the run's record beside them."""
-    run = _setup(params, dataset, model, params.models[model], data_dir, params.datasets[dataset].training.max_len)
+    run = _describe(params, dataset, model, params.models[model], data_dir,
+                    params.datasets[dataset].training.max_len)
     seed, fractions = params.experiment.seed, params.figures.snapshots
-    result, compiled = _train_one(params, run, seed, f"{dataset}/{model} snapshots", fractions)
+    cpu = cpu_use(params.runtime, 1)
+    result, compiled = _train_one(params, _load(run), seed, f"{dataset}/{model} snapshots", fractions)
     with atomic_dir(out_dir) as tmp:
         files = []
         for k, fraction in enumerate(fractions):
@@ -285,7 +349,7 @@ def train_snapshots(params: Params, dataset: str, model: str, data_dir: Path, ou
             files.append({"fraction": fraction, "step": step, "file": f"snapshot{k}.pt"})
             save_state(state, tmp / f"snapshot{k}.pt")
         save_state(result.state_dict, tmp / "best.pt")
-        write_json(tmp / RUN_FILE, _run_record(params, run, [seed], compiled, result.reported))
+        write_json(tmp / RUN_FILE, _run_record(params, run, [seed], compiled, result.reported, cpu))
         write_json(tmp / "snapshots.json", {"dataset": dataset, "model": model, "seed": seed,
                                             "best_epoch": result.best["epoch"], "best_step": result.best["step"],
                                             "max_len": run.max_len, "snapshots": files})

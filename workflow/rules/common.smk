@@ -58,3 +58,11 @@ def source_files(dataset):
     stops, naming the key and the file (the error is printed: show-failed-logs)."""
     source = PARAMS.datasets[dataset].source
     return [source.path] if source.kind == "log" and Path(source.path).exists() else []
+
+
+def effects_threads(wildcards):
+    """A protocol-effects job trains on the datasets protocol_effects lists; another one only
+    writes a folder that says so."""
+    if wildcards.dataset in PARAMS.protocol_effects.datasets:
+        return PARAMS.runtime.stage_threads(PARAMS.protocol_effects.n_seeds)
+    return 1

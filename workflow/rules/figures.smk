@@ -10,7 +10,7 @@ rule snapshots:
         directory("results/figures/snapshots"),
     log:
         "logs/figures/snapshots.log",
-    threads: PARAMS.runtime.threads
+    threads: PARAMS.runtime.stage_threads(1)
     conda:
         "../envs/sarn.yaml"
     shell:

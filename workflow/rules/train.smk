@@ -1,5 +1,7 @@
 # The jobs read their thread count from params.yaml (runtime.threads), not from
-# Snakemake, so that a capped --cores never changes the numbers they produce.
+# Snakemake, so that a capped --cores never changes the numbers they produce. A job asks for
+# the cores its seeds use at once (runtime.parallel_seeds x runtime.threads); where --cores
+# gives it fewer, it says so in its log and run.json.
 
 
 rule train:
@@ -11,7 +13,7 @@ rule train:
         directory("results/table2/{dataset}/{model}"),
     log:
         "logs/train/{dataset}/{model}.log",
-    threads: PARAMS.runtime.threads
+    threads: PARAMS.runtime.stage_threads(PARAMS.experiment.n_seeds)
     resources:
         gpu=1 if PARAMS.runtime.device == "cuda" else 0,
     conda:
@@ -32,7 +34,7 @@ rule sweep:
         "logs/sweep/{dataset}/{model}/len{length}.log",
     wildcard_constraints:
         length=r"\d+",
-    threads: PARAMS.runtime.threads
+    threads: PARAMS.runtime.stage_threads(PARAMS.table3.n_seeds)
     resources:
         gpu=1 if PARAMS.runtime.device == "cuda" else 0,
     conda:
@@ -51,7 +53,7 @@ rule effects:
         directory("results/effects/{dataset}/{model}"),
     log:
         "logs/effects/{dataset}/{model}.log",
-    threads: PARAMS.runtime.threads
+    threads: effects_threads
     resources:
         gpu=1 if PARAMS.runtime.device == "cuda" else 0,
     conda:
