@@ -100,8 +100,10 @@ def test_a_cpu_row_runs_in_its_own_process_under_the_invocations_setting(monkeyp
     for key in ALLOCATOR_ENV:
         monkeypatch.delenv(key, raising=False)
     params = load(ROOT / "params.yaml")
-    assert params.runtime.threads != 1  # so that the child's one thread comes from the parent's params
-    params = params.model_copy(update={"runtime": params.runtime.model_copy(update={"threads": 1})})
+    # A count neither params.yaml nor torch's default gives, so that the child's threads can only
+    # come from the parent's params.
+    assert params.runtime.threads != 3 and torch.get_num_threads() != 3
+    params = params.model_copy(update={"runtime": params.runtime.model_copy(update={"threads": 3})})
     setting = Setting(params, torch.device("cpu"), "fp32", nondeterministic=True)
     default = run_row(setting, report_process, row=1)
     without_allocator = run_row(setting, report_process, allocator=False, row=2)
@@ -109,7 +111,7 @@ def test_a_cpu_row_runs_in_its_own_process_under_the_invocations_setting(monkeyp
     assert os.getpid() not in (default["pid"], without_allocator["pid"])
     assert default["allocator"] == ALLOCATOR_ENV
     assert without_allocator["allocator"] == dict.fromkeys(ALLOCATOR_ENV)
-    assert default["threads"] == 1 and default["deterministic"] is False
+    assert default["threads"] == 3 and default["deterministic"] is False
 
 
 def test_threads_rows_train_in_processes_of_the_threads_they_are_given() -> None:
