@@ -255,7 +255,7 @@ def _code_deps(dvc_yaml: Path, check: bool) -> None:
 
 
 def _check_against_data(params: Params, processed: Path, source: str) -> list[str]:
-    """Check what needs a dataset's size (``eval_every`` against an epoch's steps) for every
+    """Check what needs a dataset's size (``eval_every_samples`` against an epoch) for every
     configured dataset whose processed data exists; return their names."""
     checked, problems = [], []
     for dataset, spec in params.datasets.items():

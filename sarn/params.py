@@ -162,13 +162,21 @@ class DatasetTrainingSpec(_Strict):
 
     ``max_len``: Table II's history length, the latest clicks kept (the paper: 30 on Amazon, 50
     on Taobao, where its Table II equals its Table III at that length); ``protocol.max_len`` is
-    how many preprocessing stores, the longest Table III may sweep. ``eval_every``: optimizer
-    steps between evaluations besides each epoch's end (the SARN code: 100; null: epoch ends
-    only). It is per dataset because an epoch's steps depend on the dataset's size.
+    how many preprocessing stores, the longest Table III may sweep. ``eval_every_samples``:
+    training samples between evaluations besides each epoch's end (the SARN code: 100 iterations
+    of 128 = 12,800; null: epoch ends only). It is per dataset because an epoch's length depends
+    on the dataset's size, and counted in samples so that every model is evaluated as often over
+    the same data whatever its batch size (ATRank trains in batches of 32).
     """
 
     max_len: PositiveInt
-    eval_every: PositiveInt | None
+    eval_every_samples: PositiveInt | None
+
+    def eval_every(self, batch_size: int) -> int | None:
+        """Optimizer steps between evaluations for a run of ``batch_size``: the nearest whole number."""
+        if self.eval_every_samples is None:
+            return None
+        return max(1, round(self.eval_every_samples / batch_size))
 
 
 class DatasetSpec(_Strict):
@@ -489,13 +497,14 @@ def _check_cross_references(params: Params, source: str) -> None:
 
 def evaluation_problem(training: DatasetTrainingSpec, dataset: str, name: str, spec: TrainingSpec,
                        train_samples: int) -> str | None:
-    """Why ``datasets.<dataset>.training.eval_every`` does not fit an epoch of run ``name``
-    (``train_samples`` training samples), or None: it must not exceed the epoch's steps."""
-    steps = math.ceil(train_samples / spec.batch_size)
-    if training.eval_every is not None and training.eval_every > steps:
-        return (f"datasets.{dataset}.training.eval_every: {training.eval_every} steps is more than an epoch of "
-                f"models.{name} ({steps} steps of {spec.batch_size} over {train_samples} training samples); "
-                f"use at most {steps}, or null to evaluate at epoch ends only")
+    """Why ``datasets.<dataset>.training.eval_every_samples`` does not fit an epoch of run ``name``
+    (``train_samples`` training samples), or None: its steps must not exceed the epoch's."""
+    steps, every = math.ceil(train_samples / spec.batch_size), training.eval_every(spec.batch_size)
+    if every is not None and every > steps:
+        return (f"datasets.{dataset}.training.eval_every_samples: {training.eval_every_samples} samples "
+                f"({every} steps of {spec.batch_size}) is more than an epoch of models.{name} ({steps} steps over "
+                f"{train_samples} training samples); use at most {steps * spec.batch_size}, or null to evaluate "
+                "at epoch ends only")
     return None
 
 

@@ -67,7 +67,7 @@ def test_the_plan_counts_the_configured_runs_steps_and_evaluations(processed, tm
     raw = _with_effects()
     out, rows = _plan(raw, tmp_path, processed, probe_steps=0)
     stats = json.loads((processed / "default" / "stats.json").read_text())
-    eval_every = raw["datasets"]["default"]["training"]["eval_every"]
+    eval_samples = raw["datasets"]["default"]["training"]["eval_every_samples"]
     expected = {}
     for stage, runs, seeds, choices in [
         ("train", raw["experiment"]["models"], raw["experiment"]["n_seeds"], [""]),
@@ -83,6 +83,7 @@ def test_the_plan_counts_the_configured_runs_steps_and_evaluations(processed, tm
                 samples = stats["train_samples"] + (stats["valid_samples"] if choice == "split_90_10" else 0)
                 steps = math.ceil(samples / training["batch_size"])
                 epochs = training["epochs"]
+                eval_every = max(1, round(eval_samples / training["batch_size"]))  # the nearest whole step
                 expected[(stage, "default", f"{run} ({choice})" if choice else run)] = (
                     seeds, seeds * epochs * steps, seeds * _evaluations(epochs, steps, eval_every))
     assert {key: value[:3] for key, value in rows.items()} == expected

@@ -34,7 +34,7 @@ def stored_at_20(tmp_path_factory):
     """The tiny dataset preprocessed with 20 clicks stored, Table II set to train on 10."""
     raw = tiny_params()
     raw["datasets"]["default"]["protocol"]["max_len"] = 20
-    raw["datasets"]["default"]["training"] = {"max_len": 10, "eval_every": 2}
+    raw["datasets"]["default"]["training"] = {"max_len": 10, "eval_every_samples": 256}
     params = validate(raw)
     root = tmp_path_factory.mktemp("stored20")
     make_raw("default", params.datasets["default"], root / "raw")
@@ -66,9 +66,9 @@ def test_table2_trains_on_the_datasets_history_length_not_the_stored_one(stored_
 def test_an_evaluation_interval_longer_than_an_epoch_is_refused(stored_at_20, tmp_path):
     raw, _params, root = stored_at_20
     raw = json.loads(json.dumps(raw))
-    raw["datasets"]["default"]["training"]["eval_every"] = 50
-    with pytest.raises(ConfigError, match=r"datasets\.default\.training\.eval_every: 50 steps is more than an "
-                                          r"epoch of models\.din \(\d+ steps of 128"):
+    raw["datasets"]["default"]["training"]["eval_every_samples"] = 50 * 128
+    with pytest.raises(ConfigError, match=r"datasets\.default\.training\.eval_every_samples: 6400 samples \(50 "
+                                          r"steps of 128\) is more than an epoch of models\.din \(\d+ steps over"):
         runner.train_model(validate(raw), "default", "din", root / "processed", tmp_path / "din", n_seeds=1)
     assert not (tmp_path / "din").exists()
     # `check` says the same before anything runs, where the processed data exists.
@@ -81,11 +81,31 @@ def test_an_evaluation_interval_longer_than_an_epoch_is_refused(stored_at_20, tm
                           env={"PYTHONPATH": str(ROOT)}, check=False)
     assert proc.returncode == 2
     assert "does not fit the processed data" in proc.stderr
-    assert "datasets.default.training.eval_every: 50 steps is more than an epoch of models.sarn" in proc.stderr
+    assert ("datasets.default.training.eval_every_samples: 6400 samples (50 steps of 128) is more than an epoch of "
+            "models.sarn") in proc.stderr
+
+
+def test_every_model_is_evaluated_after_as_many_samples_whatever_its_batch_size(stored_at_20, tmp_path):
+    """The SARN code's interval is 100 steps of 128; a run in batches of 32 (ATRank's) evaluates
+    after the same 12,800 samples, every 400 of its steps, not four times as often."""
+    raw, _params, root = stored_at_20
+    raw = json.loads(json.dumps(raw))
+    training = validate(raw).datasets["default"].training
+    assert training.eval_every_samples == 256 and training.eval_every(128) == 2 and training.eval_every(32) == 8
+    raw["models"]["din"]["training"]["batch_size"] = 32
+    runner.train_model(validate(raw), "default", "din", root / "processed", tmp_path / "din", n_seeds=1)
+    record = json.loads((tmp_path / "din" / "run.json").read_text())
+    assert (record["eval_every"], record["eval_every_samples"]) == (8, 256)
+    history = pd.read_csv(tmp_path / "din" / "history.csv")
+    mid_epoch = history.loc[history["epoch_end"] == 0, "step"]
+    epoch_steps = math.ceil(json.loads((root / "processed" / "stats.json").read_text())["train_samples"] / 32)
+    assert list(mid_epoch) == [step for step in range(8, 2 * epoch_steps, 8) if step % epoch_steps]
 
 
 @pytest.mark.parametrize(("path", "value", "message"), [
-    (("datasets", "default", "training", "eval_every"), 0, "datasets.default.training.eval_every"),
+    (("datasets", "default", "training", "eval_every_samples"), 0, "datasets.default.training.eval_every_samples"),
+    (("datasets", "default", "training", "eval_every_samples"), "100 steps",
+     "datasets.default.training.eval_every_samples"),
     (("datasets", "default", "training", "max_len"), 11,
      ("datasets.default.training.max_len: 11 is longer than the histories preprocessing stores "
      "(datasets.default.protocol.max_len = 10)")),

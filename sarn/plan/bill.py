@@ -87,7 +87,7 @@ def work(params: Params, run: PlannedRun, shape: DatasetShape) -> Work:
     training = run.spec.training
     steps = steps_per_epoch(trained_samples(shape.sizes, training.train_on), training.batch_size)
     return Work(training.epochs * steps,
-                evaluations(training.epochs, steps, params.datasets[run.dataset].training.eval_every),
+                evaluations(training.epochs, steps, params.datasets[run.dataset].training.eval_every(training.batch_size)),
                 evaluated_samples(shape.sizes, training.train_on))
 
 

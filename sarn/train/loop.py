@@ -1,7 +1,8 @@
 """One training run: a model, a seed, evaluations chosen on validation AUC.
 
-The validation and test sets are evaluated every ``eval_every`` optimizer steps (the SARN
-code evaluates every 100) and at the end of every epoch (the curves of Fig. 4); each
+The validation and test sets are evaluated every ``eval_every`` optimizer steps (params.yaml gives
+it in samples; the SARN code evaluates every 100 steps of 128) and at the end of every epoch (the
+curves of Fig. 4); each
 evaluation also records the mean LogLoss of the epoch's training batches so far (in
 training mode, as the optimiser saw them). The reported test metrics are those of the
 evaluation with the best validation AUC: the test set never chooses anything. The best

@@ -154,7 +154,7 @@ class _Run:
     device: torch.device
     meta: dict
     max_len: int
-    eval_every: int | None
+    eval_every: int | None  # optimizer steps between evaluations, from eval_every_samples
     data_dir: Path
     constant_logloss: dict[str, float]  # per evaluated split, predicting the training click rate
 
@@ -170,7 +170,7 @@ class _Loaded:
 
 def _describe(params: Params, dataset: str, name: str, spec: ModelSpec, data_dir: Path, max_len: int) -> _Run:
     """Torch set up for the run (:func:`configure_torch`), and the run checked against its dataset's
-    size: ``eval_every`` must fit in an epoch (else it would never evaluate between epochs)."""
+    size: ``eval_every_samples`` must fit in an epoch (else it would never evaluate between epochs)."""
     device = configure_torch(params.runtime)
     samples = trained_samples(split_sizes(data_dir), spec.training.train_on)
     problem = evaluation_problem(params.datasets[dataset].training, dataset, name, spec.training, samples)
@@ -178,7 +178,8 @@ def _describe(params: Params, dataset: str, name: str, spec: ModelSpec, data_dir
         raise ConfigError(problem)
     labels = {split: arrays["label"] for split, arrays in _arrays(data_dir, spec.training.train_on, ["label"]).items()}
     return _Run(name, dataset, spec, device, load_meta(data_dir), max_len,
-                params.datasets[dataset].training.eval_every, data_dir, constant_loglosses(labels))
+                params.datasets[dataset].training.eval_every(spec.training.batch_size), data_dir,
+                constant_loglosses(labels))
 
 
 def _load(run: _Run) -> _Loaded:
@@ -216,6 +217,7 @@ def _run_record(params: Params, run: _Run, seeds: list[int], compiled: CompileMo
         "seeds": seeds,
         "max_len": run.max_len,
         "eval_every": run.eval_every,
+        "eval_every_samples": params.datasets[run.dataset].training.eval_every_samples,
         "architecture": run.spec.architecture,
         "training": run.spec.training.model_dump(),
         "device": run.device.type,
