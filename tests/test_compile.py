@@ -44,7 +44,7 @@ def test_sarn_compiles_once_for_every_history_length() -> None:
     compiled = copy.deepcopy(eager)
     assert compile_model(compiled, "default", torch.device("cpu")) == "default"
     spec = validate(tiny_params()).models["sarn"].training
-    optimizers = [make_optimizer(net, spec, torch.device("cpu")) for net in (eager, compiled)]
+    optimizers = [make_optimizer(net, spec) for net in (eager, compiled)]
     eager.train()
     compiled.train()
     for k, width in enumerate([12, 9, 11]):

@@ -236,12 +236,12 @@ def _watched_step(params: Params, samples: DeviceSamples, meta: dict, name: str,
                   watch: AbstractContextManager) -> None:
     """One training step of run ``name`` after a first one (which makes the optimizer's
     state): cutting the batch, forward, backward, clipping and the optimizer as configured
-    for CUDA (fused Adam), all under ``watch``."""
+    (fused Adam), all under ``watch``."""
     spec = params.models[name]
     torch.manual_seed(0)
     net = build_model(spec.model, meta["n_items"], meta["n_categories"], spec.architecture).to(samples.device)
     training = spec.training.model_copy(update={"grad_clip_norm": 5.0})
-    optimizer = make_optimizer(net, training, torch.device("cuda"))
+    optimizer = make_optimizer(net, training)
     parts = samples.training_batches(32, 4, torch.Generator().manual_seed(0))
     net.train()
     train_step(net, optimizer, samples.batch(parts[0]), training)

@@ -45,7 +45,7 @@ def grid_row(params: Params, name: str, batch: int, length: int, steps: int, dev
     samples = random_samples(batch * steps, length, n_items, n_categories, device)
     if name == "deepctr_din":
         net, inputs = deepctr_din(n_items, n_categories, length, params.models["din"].architecture, device)
-        optimizer = make_optimizer(net, params.models["din"].training, device)
+        optimizer = make_optimizer(net, params.models["din"].training)
         train = deepctr_trainer(net, inputs, optimizer, samples)
     else:
         net = build_row_model(params, name, n_items, n_categories, device)

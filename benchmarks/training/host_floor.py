@@ -58,7 +58,7 @@ class OperatorCount(TorchDispatchMode):
 def floor_rows(params: Params, names: list[str], steps: int, device: torch.device, precision: Precision
                ) -> list[dict]:
     """The operators of one eager training step of each model and the host time of
-    a step at ``FLOOR_BATCH`` × ``FLOOR_WIDTH``, Adam fused as on CUDA, after a warm-up step.
+    a step at ``FLOOR_BATCH`` × ``FLOOR_WIDTH``, Adam fused as the pipeline runs it, after a warm-up step.
 
     A step includes cutting its batch from the device-resident samples, as in
     :func:`sarn.train.loop.train_epoch`. The models take ``FLOOR_TURNS`` turns of
@@ -76,7 +76,7 @@ def floor_rows(params: Params, names: list[str], steps: int, device: torch.devic
                                  device)
         net = build_row_model(params, name, FLOOR_ITEMS, FLOOR_CATEGORIES, device).train()
         spec = params.models[run_name(name)].training
-        optimizer = make_optimizer(net, spec, torch.device("cuda"))  # fused, as the pipeline's Adam on CUDA
+        optimizer = make_optimizer(net, spec)  # fused, as the pipeline's Adam
         parts = samples.training_batches(FLOOR_BATCH, 1, torch.Generator().manual_seed(0))
         train_step(net, optimizer, samples.batch(parts[0]), spec, precision)
         with OperatorCount() as count:

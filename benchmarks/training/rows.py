@@ -80,9 +80,9 @@ def peak_mb(device: torch.device) -> float:
 def pipeline_trainer(params: Params, name: str, net: torch.nn.Module, samples: DeviceSamples,
                      precision: Precision) -> Trainer:
     """Training through the pipeline's own step (``sarn.train.loop.train_epoch``: autocast,
-    fused Adam on CUDA, no read-back inside the loop), with row ``name``'s settings."""
+    fused Adam, no read-back inside the loop), with row ``name``'s settings."""
     spec = params.models[run_name(name)].training
-    optimizer = make_optimizer(net, spec, samples.device)
+    optimizer = make_optimizer(net, spec)
     return lambda batches: train_epoch(net, optimizer, samples, batches, spec, name, 1, precision=precision)
 
 

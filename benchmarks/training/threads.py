@@ -93,7 +93,7 @@ def steps_row(params: Params, samples_file: str, model: str, steps: int, seconds
                                        torch.Generator().manual_seed(0), spec.batch_order)
     torch.manual_seed(0)
     net = build_row_model(params, model, meta["n_items"], meta["n_categories"], device).train()
-    optimizer = make_optimizer(net, spec, device)
+    optimizer = make_optimizer(net, spec)
     for part in batches[:WARM_UP_STEPS]:
         train_step(net, optimizer, samples.batch(part), spec, precision)
     _wait_for_go(Path(barrier))

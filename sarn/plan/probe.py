@@ -80,7 +80,7 @@ def probe(spec: ModelSpec, shape: DatasetShape, max_len: int, steps: int, eval_b
     rng = np.random.default_rng(0)
     torch.manual_seed(0)
     net = model_for(spec.model, spec.architecture, shape.meta).to(device)
-    optimizer = make_optimizer(net, training, device)
+    optimizer = make_optimizer(net, training)
 
     def samples(size: int) -> DeviceSamples:
         lengths = np.minimum(rng.choice(shape.lengths, size), max_len)
