@@ -8,8 +8,17 @@ import pytest
 import torch
 
 from benchmarks import precision_auc, preprocess_speed, train_speed
-from benchmarks.training import embedded_default, full_length, host_floor, profile_steps, sarn_leads, threads
+from benchmarks.training import (
+    embedded_default,
+    full_length,
+    host_floor,
+    optimizer,
+    profile_steps,
+    sarn_leads,
+    threads,
+)
 from benchmarks.training.rows import Setting, run_row
+from benchmarks.training.samples import cached_samples
 from sarn import ALLOCATOR_ENV
 from sarn.params import Params, Precision, load
 from tests.conftest import ROOT
@@ -83,6 +92,7 @@ def test_host_floor_needs_a_timed_step_in_every_turn() -> None:
     (profile_steps.main, ["deepctr_din"], "invalid choice: 'deepctr_din'"),
     (embedded_default.main, ["--parallel-seeds", "1", "0"], "--parallel-seeds must be 1 or more, got 1 0"),
     (threads.main, ["--models", "dinn"], "invalid choice: 'dinn'"),
+    (optimizer.main, ["--optimizer-steps", "0"], "--optimizer-steps and --turns must be 1 or more, got 0 and 2"),
 ])
 def test_training_benchmark_refuses_bad_arguments_before_any_work(main, argv, named, capsys) -> None:
     with pytest.raises(SystemExit):
@@ -119,7 +129,15 @@ def test_threads_rows_train_in_processes_of_the_threads_they_are_given() -> None
     row gave it (a row whose processes did not is None)."""
     params = load(ROOT / "params.yaml")
     setting = Setting(params, torch.device("cpu"), "fp32", nondeterministic=False)
-    samples = str(threads._cached(params, "embedded default"))
+    samples = str(cached_samples(params, "embedded default"))
     for processes, count in ((2, 1), (1, 2)):
         rate = threads.together(setting, processes, count, samples_file=samples, model="din", steps=3, seconds=30.0)
         assert rate is not None and rate > 0
+
+
+def test_optimizer_rows_time_both_forms_of_adam_on_the_same_steps() -> None:
+    params = load(ROOT / "params.yaml")
+    row = optimizer.optimizer_row(params, "din", str(cached_samples(params, "embedded default")), steps=2, turns=2,
+                                  device=torch.device("cpu"), precision="fp32")
+    assert row["model"] == "din" and set(row) == {"model", *optimizer.FORMS}
+    assert all(row[form] > 0 for form in optimizer.FORMS)

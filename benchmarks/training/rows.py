@@ -177,6 +177,7 @@ def option(flag: str, **settings: Any) -> Option:
 
 MODELS_OPTION = option("--models", nargs="+", default=ROW_NAMES, choices=ROW_NAMES, metavar="MODEL",
                        help=f"rows to run, among {', '.join(ROW_NAMES)} (all by default)")
+TURNS_OPTION = option("--turns", type=int, default=2, help="turns of part 6's and part 7's rows (the best counts)")
 
 
 @dataclass(frozen=True)

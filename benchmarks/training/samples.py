@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from benchmarks.training.rows import ROOT
+from sarn.params import Params
 from sarn.train.batching import DeviceSamples
 
 # Amazon Electronics (data.md): 192,403 users, 63,001 items, 801 categories, 1,689,188
@@ -60,3 +62,36 @@ def electronics_arrays(n_users: int, max_len: int) -> tuple[dict[str, np.ndarray
                                                                  "test": 0.1}})
     splits, meta = build_samples(read_log(cache), protocol)
     return splits["train"], meta
+
+
+DATA = ("embedded default", "Electronics-sized")  # what cached_samples makes
+
+
+def cached_samples(params: Params, data: str) -> Path:
+    """``data``'s training samples in build/bench-samples, made once for every process of a part to
+    load (building Electronics-sized samples takes longer than a row's steps): the embedded default as
+    params.yaml generates it, or part 3's Electronics-sized samples (:func:`load_cached` reads them)."""
+    from sarn.data.arrays import save_arrays
+
+    path = ROOT / "build" / "bench-samples" / f"{data.replace(' ', '-')}.npz"
+    if data == "Electronics-sized":
+        arrays, meta = electronics_arrays(ELECTRONICS["n_users"], 30)
+    else:
+        from sarn.data.raw import as_log
+        from sarn.data.samples import build_samples
+        from sarn.data.synthetic import generate_clicks
+
+        spec = params.datasets["default"]
+        splits, meta = build_samples(as_log(generate_clicks(spec.source.generator)), spec.protocol)
+        arrays = splits["train"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_arrays(path, {**arrays, **{key: np.array(meta[key]) for key in ("n_items", "n_categories")}})
+    return path
+
+
+def load_cached(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
+    """The training arrays and the table sizes that :func:`cached_samples` saved."""
+    from sarn.data.arrays import load_arrays
+
+    arrays = load_arrays(path)
+    return arrays, {key: int(arrays.pop(key)) for key in ("n_items", "n_categories")}

@@ -26,12 +26,11 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from benchmarks.training.rows import (
     MODELS_OPTION,
-    ROOT,
+    TURNS_OPTION,
     Part,
     Setting,
     build_row_model,
@@ -39,36 +38,13 @@ from benchmarks.training.rows import (
     run_alone,
     run_row,
 )
-from benchmarks.training.samples import ELECTRONICS, electronics_arrays
+from benchmarks.training.samples import DATA, cached_samples, load_cached
 from sarn.params import Params, Precision
 from sarn.train.batching import DeviceSamples
 from sarn.train.loop import make_optimizer, train_step
 
 THREAD_MODELS = ("din", "sarn")  # the rows of --models this part runs
-DATA = ("embedded default", "Electronics-sized")
 WARM_UP_STEPS = 3
-
-
-def _cached(params: Params, data: str) -> Path:
-    """``data``'s training samples in build/bench-threads, made once for every process of the part to
-    load (building Electronics-sized samples takes longer than a row's steps): the embedded default as
-    params.yaml generates it, or part 3's Electronics-sized samples."""
-    from sarn.data.arrays import save_arrays
-
-    path = ROOT / "build" / "bench-threads" / f"{data.replace(' ', '-')}.npz"
-    if data == "Electronics-sized":
-        arrays, meta = electronics_arrays(ELECTRONICS["n_users"], 30)
-    else:
-        from sarn.data.raw import as_log
-        from sarn.data.samples import build_samples
-        from sarn.data.synthetic import generate_clicks
-
-        spec = params.datasets["default"]
-        splits, meta = build_samples(as_log(generate_clicks(spec.source.generator)), spec.protocol)
-        arrays = splits["train"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_arrays(path, {**arrays, **{key: np.array(meta[key]) for key in ("n_items", "n_categories")}})
-    return path
 
 
 def _wait_for_go(barrier: Path) -> None:
@@ -81,12 +57,9 @@ def _wait_for_go(barrier: Path) -> None:
 def steps_row(params: Params, samples_file: str, model: str, steps: int, seconds: float, barrier: str,
               device: torch.device, precision: Precision) -> dict:
     """Training steps of ``model`` through the pipeline's step, on the batches of an epoch of the
-    samples in ``samples_file`` (:func:`_cached`) as the pipeline batches them, from the moment every
+    samples in ``samples_file`` (:func:`~benchmarks.training.samples.cached_samples`) as the pipeline batches them, from the moment every
     process of the row is ready: ``steps`` of them, or as many as ``seconds`` allow."""
-    from sarn.data.arrays import load_arrays
-
-    arrays = load_arrays(samples_file)
-    meta = {key: int(arrays.pop(key)) for key in ("n_items", "n_categories")}
+    arrays, meta = load_cached(samples_file)
     samples = DeviceSamples(arrays, device)
     spec = params.models[model].training
     batches = samples.training_batches(spec.batch_size, spec.length_sort_chunk,
@@ -156,7 +129,7 @@ def threads_and_seeds(setting: Setting, args: argparse.Namespace) -> None:
     print(f"\n## 6. Threads and seeds at once: {cores} cores this process may use, load average "
           f"{os.getloadavg()[0]:.1f} at the start; {args.thread_steps} timed steps a process (or "
           f"{args.thread_seconds:.0f} s), best of {args.turns} turns")
-    files = {data: str(_cached(setting.params, data)) for data in DATA}
+    files = {data: str(cached_samples(setting.params, data)) for data in DATA}
     best: dict[tuple, float] = {}
     for _ in range(args.turns):
         for busy in (False, True):
@@ -185,7 +158,7 @@ def threads_and_seeds(setting: Setting, args: argparse.Namespace) -> None:
 OPTIONS = (option("--thread-steps", type=int, default=100, help="part 6's timed steps a process, at most"),
            option("--thread-seconds", type=float, default=20.0,
                   help="part 6's processes stop after this many seconds (oversubscribed rows are slow)"),
-           option("--turns", type=int, default=2, help="turns of part 6's rows (the best counts)"),
+           TURNS_OPTION,
            MODELS_OPTION)
 PART = Part(6, OPTIONS, threads_and_seeds)
 
