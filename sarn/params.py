@@ -433,15 +433,23 @@ def _override_problems(params: Params, source: str) -> list[str]:
     return problems
 
 
+def effects_datasets(params: Params) -> list[str]:
+    """The datasets whose protocol effects are trained: those of ``protocol_effects.datasets`` that
+    ``experiment.datasets`` lists (Table II's runs there are the baseline)."""
+    return [name for name in params.protocol_effects.datasets if name in params.experiment.datasets]
+
+
 def _list_problems(params: Params) -> list[str]:
-    """Names listed by the experiment sections must be defined, once each."""
+    """Names listed by the experiment sections must be defined, once each. A dataset of
+    ``protocol_effects.datasets`` that ``experiment.datasets`` does not list is not run (so that
+    switching the experiment to the paper's datasets stays one edit), and is not an error."""
     effects = params.protocol_effects
     lists = [(f"{section}.{kind}", getattr(getattr(params, section), kind), f"a key of {kind}", known)
-             for section in ("experiment", "table3")
-             for kind, known in (("datasets", params.datasets), ("models", params.models))]
-    lists.append(("protocol_effects.datasets", effects.datasets, "in experiment.datasets",
-                  params.experiment.datasets))
-    if effects.datasets:  # Table II's runs of these models are the baseline
+             for section in ("experiment", "table3", "protocol_effects")
+             for kind, known in (("datasets", params.datasets), ("models", params.models))
+             if (section, kind) != ("protocol_effects", "models")]
+    active = effects_datasets(params)
+    if active:  # Table II's runs of these models are the baseline
         lists.append(("protocol_effects.models", effects.models, "in experiment.models", params.experiment.models))
     problems = []
     for path, names, where, known in lists:
@@ -450,7 +458,7 @@ def _list_problems(params: Params) -> list[str]:
                 problems.append(f"  {path}.{i}: {name!r} is listed twice")
             elif name not in known:
                 problems.append(f"  {path}.{i}: {name!r} is not {where} (known: {', '.join(sorted(known))})")
-    if effects.datasets and effects.n_seeds > params.experiment.n_seeds:
+    if active and effects.n_seeds > params.experiment.n_seeds:
         problems.append(f"  protocol_effects.n_seeds: {effects.n_seeds} is more than experiment.n_seeds "
                         f"({params.experiment.n_seeds}): Table II's runs are the baseline of each choice")
     return problems
@@ -516,7 +524,7 @@ def runs_on(params: Params, dataset: str) -> dict[str, TrainingSpec]:
         runs |= {name: params.models[name].training for name in params.experiment.models}
     if dataset in params.table3.datasets:
         runs |= {name: params.models[name].training for name in params.table3.models}
-    if dataset in params.protocol_effects.datasets:
+    if dataset in effects_datasets(params):
         for choice, override in params.protocol_effects.choices.items():
             runs |= {f"{name} with protocol_effects.choices.{choice}":
                      apply_override(params.models[name], override).training

@@ -22,7 +22,8 @@ from sarn.data.sources import make_raw
 from sarn.errors import ConfigError
 from sarn.models import build_model
 from sarn.nn.recurrent import AUGRU, PaddedGRU
-from sarn.params import validate
+from sarn.params import effects_datasets, runs_on, validate
+from sarn.plan.bill import planned_runs
 from sarn.train import runner
 from sarn.train.batching import DeviceSamples
 from sarn.train.negatives import NegativeSampler
@@ -122,6 +123,8 @@ def test_every_model_is_evaluated_after_as_many_samples_whatever_its_batch_size(
     (("protocol_effects", "models"), ["din", "gru"], ("protocol_effects.models.1: 'gru' is not in "
                                                       "experiment.models")),
     (("protocol_effects", "n_seeds"), 3, "protocol_effects.n_seeds: 3 is more than experiment.n_seeds (2)"),
+    (("protocol_effects", "datasets"), ["default", "electronic"],
+     "protocol_effects.datasets.1: 'electronic' is not a key of datasets"),
 ])
 def test_check_names_each_bad_protocol_key(params_dict, path, value, message):
     params_dict["protocol_effects"]["datasets"] = ["default"]
@@ -241,6 +244,23 @@ def test_protocol_effects_not_listed_for_a_dataset_leave_a_folder_that_says_so(s
     runner.train_effects(params, "default", "din", root / "processed", tmp_path / "din")
     assert json.loads((tmp_path / "din" / "effects.json").read_text())["run"] is False
     assert sorted(p.name for p in (tmp_path / "din").iterdir()) == ["effects.json"]
+
+
+def test_protocol_effects_of_a_dataset_the_experiment_does_not_list_are_not_run(params_dict, tmp_path):
+    """Switching experiment.datasets to the paper's datasets stays one edit: the embedded default's
+    effects are left out, not refused, and the plan counts none of them."""
+    params_dict["experiment"]["datasets"] = ["electronics"]
+    params_dict["table3"]["datasets"] = ["electronics"]
+    params_dict["figures"]["dataset"] = "electronics"
+    params_dict["protocol_effects"]["datasets"] = ["default"]
+    params = validate(params_dict)
+    assert effects_datasets(params) == []
+    assert not any(run.stage == "effects" for run in planned_runs(params))
+    assert not any("protocol_effects" in name for name in runs_on(params, "electronics"))
+    params_dict["experiment"]["datasets"] = ["default", "electronics"]
+    params = validate(params_dict)
+    assert effects_datasets(params) == ["default"]
+    assert {run.dataset for run in planned_runs(params) if run.stage == "effects"} == {"default"}
 
 
 def test_protocol_effects_train_each_choice_on_the_first_seeds(stored_at_20, tmp_path):

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from sarn.params import ModelSpec, Params, apply_override
+from sarn.params import ModelSpec, Params, apply_override, effects_datasets
 from sarn.plan.probe import Probe, probe
 from sarn.plan.shapes import DatasetShape, dataset_shape
 from sarn.train.runner import configure_torch
@@ -61,7 +61,8 @@ def planned_runs(params: Params) -> list[PlannedRun]:
           for d in sweep.datasets for m in sweep.models for length in sweep.lengths),
         *(PlannedRun("effects", d, m, choice, apply_override(params.models[m], override), max_len[d],
                      effects.n_seeds)
-          for d in effects.datasets for m in effects.models for choice, override in effects.choices.items()),
+          for d in effects_datasets(params) for m in effects.models
+          for choice, override in effects.choices.items()),
         PlannedRun("snapshots", figures.dataset, figures.model, "", params.models[figures.model],
                    max_len[figures.dataset], 1),
     ]

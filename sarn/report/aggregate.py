@@ -11,6 +11,7 @@ from scipy import stats
 
 from sarn.atomic import atomic_dir, atomic_path, write_json
 from sarn.errors import DataError
+from sarn.params import effects_datasets
 from sarn.report import paper
 from sarn.train.metrics import METRICS
 
@@ -184,7 +185,7 @@ def aggregate_effects(params, results_root: Path, baseline_root: Path, table_pat
     """
     effects = params.protocol_effects
     rows = []
-    for dataset in effects.datasets:
+    for dataset in effects_datasets(params):
         for model in effects.models:
             base = _read_runs(baseline_root / dataset / model / "runs.csv", f"train {model} on {dataset} first")
             base = base.iloc[: effects.n_seeds]

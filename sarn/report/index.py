@@ -154,7 +154,8 @@ def write_index(reports: Path, params_path: Path, processed: Path) -> None:
                               'without the relative positional loss (α = 0); sarn_no_aux: without the auxiliary '
                               'loss (β = 0).</p>', "others"))
     if effects.empty:
-        effects_body = ('<p class="note">Not run. Listing a dataset in <code>protocol_effects.datasets</code> trains '
+        effects_body = ('<p class="note">Not run. Listing a dataset of <code>experiment.datasets</code> in '
+                        '<code>protocol_effects.datasets</code> trains '
                         'DIN and SARN again under each choice of the reference code (test-set selection, frozen '
                         'batch norm, batch-statistics Dice, the 90/10 split, a decaying learning rate, fixed '
                         'negatives, shuffled batches) and shows here how far each moves the test AUC; '

@@ -38,6 +38,7 @@ from sarn.params import (
     RuntimeSpec,
     TrainOn,
     apply_override,
+    effects_datasets,
     evaluation_problem,
 )
 from sarn.train.batching import DeviceSamples
@@ -320,7 +321,7 @@ def train_effects(params: Params, dataset: str, model: str, data_dir: Path, out_
     gets a folder that says so, so that the aggregation always has its input."""
     effects = params.protocol_effects
     with atomic_dir(out_dir) as tmp:
-        run = dataset in effects.datasets
+        run = dataset in effects_datasets(params)
         if run:
             for choice, override in effects.choices.items():
                 (tmp / choice).mkdir()

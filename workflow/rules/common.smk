@@ -61,8 +61,8 @@ def source_files(dataset):
 
 
 def effects_threads(wildcards):
-    """A protocol-effects job trains on the datasets protocol_effects lists; another one only
+    """A protocol-effects job trains on the datasets whose effects are run; another one only
     writes a folder that says so."""
-    if wildcards.dataset in PARAMS.protocol_effects.datasets:
+    if wildcards.dataset in sarn.params.effects_datasets(PARAMS):
         return PARAMS.runtime.stage_threads(PARAMS.protocol_effects.n_seeds)
     return 1

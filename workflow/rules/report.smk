@@ -36,7 +36,7 @@ rule effects_table:
         runs=EFFECTS_RUNS,
         baseline=expand(
             "results/table2/{dataset}/{model}",
-            dataset=PARAMS.protocol_effects.datasets,
+            dataset=sarn.params.effects_datasets(PARAMS),
             model=PARAMS.protocol_effects.models,
         ),
         stamps=stamps("effects_table"),
