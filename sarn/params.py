@@ -172,6 +172,15 @@ class DatasetTrainingSpec(_Strict):
     max_len: PositiveInt
     eval_every_samples: PositiveInt | None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: object) -> object:
+        """A params.yaml written for an earlier version gave the interval in steps."""
+        if isinstance(data, dict) and "eval_every" in data:
+            raise ValueError("eval_every (optimizer steps) is now eval_every_samples (training samples, the "
+                             "same for every model): multiply by the batch size, e.g. 100 steps of 128 = 12800")
+        return data
+
     def eval_every(self, batch_size: int) -> int | None:
         """Optimizer steps between evaluations for a run of ``batch_size``: the nearest whole number."""
         if self.eval_every_samples is None:

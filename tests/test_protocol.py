@@ -123,6 +123,8 @@ def test_every_model_is_evaluated_after_as_many_samples_whatever_its_batch_size(
     (("protocol_effects", "models"), ["din", "gru"], ("protocol_effects.models.1: 'gru' is not in "
                                                       "experiment.models")),
     (("protocol_effects", "n_seeds"), 3, "protocol_effects.n_seeds: 3 is more than experiment.n_seeds (2)"),
+    (("datasets", "default", "training"), {"max_len": 10, "eval_every": 2},
+     "datasets.default.training: Value error, eval_every (optimizer steps) is now eval_every_samples"),
     (("protocol_effects", "datasets"), ["default", "electronic"],
      "protocol_effects.datasets.1: 'electronic' is not a key of datasets"),
 ])
