@@ -2,9 +2,8 @@
 
 The validation and test sets are evaluated every ``eval_every`` optimizer steps (params.yaml gives
 it in samples; the SARN code evaluates every 100 steps of 128) and at the end of every epoch (the
-curves of Fig. 4); each
-evaluation also records the mean LogLoss of the epoch's training batches so far (in
-training mode, as the optimiser saw them). The reported test metrics are those of the
+curves of Fig. 4); each evaluation also records the mean LogLoss of the epoch's training batches
+so far (in training mode, as the optimiser saw them). The reported test metrics are those of the
 evaluation with the best validation AUC: the test set never chooses anything. The best
 *test* AUC over the evaluations, the reference code's rule, is kept beside it only to
 show how much that rule adds.
@@ -68,7 +67,7 @@ def predict(model: CTRModel, samples: DeviceSamples, batch_size: int, precision:
 
 def make_optimizer(model: CTRModel, spec: TrainingSpec) -> torch.optim.Optimizer:
     """The configured optimizer. Adam runs fused (one kernel for all parameters) on every device: on
-    the CPU that makes an Electronics-sized step 1.2 to 1.8 times faster, most of it in the dense
+    the CPU that makes an Electronics-sized step 1.2 to 2.3 times faster, most of it in the dense
     update of the item table (docs/benchmarks.md, "The optimizer")."""
     if spec.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=spec.lr, fused=True)
