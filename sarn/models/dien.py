@@ -12,8 +12,10 @@ x_{t+1} from a sampled negative at t+1; aux net batch norm → 100 sigmoid → 5
 their zero states, as in the code).
 
 Where the code and the paper disagree we follow the paper for AUGRU's gate (see
-:class:`sarn.nn.recurrent.AUGRU`); the code's head also takes a user embedding,
-left out here as for every model (test users are unseen in training).
+:class:`sarn.nn.recurrent.AUGRU`); both GRUs place the reset gate by ``gru_reset``
+(the paper's equations: ``after_product``; the code's TensorFlow GRUCell: ``before_product``).
+The code's head also takes a user embedding, left out here as for every model (test users
+are unseen in training).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from sarn.nn import (
     DiceEval,
     OutputHead,
     PaddedGRU,
+    ResetGate,
     TargetAttention,
 )
 
@@ -54,14 +57,15 @@ class DIEN(CTRModel):
         batchnorm: BatchNormMode,
         dice_eval: DiceEval,
         dense_init: DenseInit,
+        gru_reset: ResetGate,
     ) -> None:
         super().__init__(n_items, n_categories, embedding_dim, dense_init)
         d = self.item_dim
         self.aux_weight = aux_weight
-        self.extractor = PaddedGRU(d, hidden)
+        self.extractor = PaddedGRU(d, hidden, gru_reset)
         self.query = nn.Sequential(nn.Linear(d, hidden), nn.PReLU(hidden, init=0.1))
         self.attention = TargetAttention(hidden, attention_hidden)
-        self.evolution = AUGRU(hidden, hidden)
+        self.evolution = AUGRU(hidden, hidden, gru_reset)
         self.aux_net = ClickHead(hidden + d, aux_hidden, batchnorm)
         self.head = OutputHead(3 * d + hidden, head, activation, batchnorm, dice_eval)
 

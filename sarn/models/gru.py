@@ -2,7 +2,9 @@
 
 head([t, h, Σ X, t ⊙ Σ X]) where h is the GRU state after the last valid click. The
 head's activation is a parameter (params.yaml: PReLU, as the DIEN repository's other
-non-attention baselines use).
+non-attention baselines use). ``gru_reset`` places the reset gate as the DIEN paper and
+PyTorch do (``after_product``) or as the code's TensorFlow GRUCell does (``before_product``);
+see :mod:`sarn.nn.recurrent`.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ import torch
 
 from sarn.batch import Batch
 from sarn.models.base import CTRModel, ModelOutput, sum_pool_features
-from sarn.nn import Activation, BatchNormMode, DenseInit, DiceEval, OutputHead, PaddedGRU
+from sarn.nn import Activation, BatchNormMode, DenseInit, DiceEval, OutputHead, PaddedGRU, ResetGate
 
 
 class GRU(CTRModel):
     # Dynamo breaks the graph at nn.GRU (two graphs, an eager GRU between); its experimental
-    # allow_rnn compiles again for every history length.
+    # allow_rnn compiles again for every history length. TensorFlow's form is a step loop.
     compilable = False
 
     def __init__(
@@ -31,10 +33,11 @@ class GRU(CTRModel):
         batchnorm: BatchNormMode,
         dice_eval: DiceEval,
         dense_init: DenseInit,
+        gru_reset: ResetGate,
     ) -> None:
         super().__init__(n_items, n_categories, embedding_dim, dense_init)
         d = self.item_dim
-        self.gru = PaddedGRU(d, hidden)
+        self.gru = PaddedGRU(d, hidden, gru_reset)
         self.head = OutputHead(3 * d + hidden, head, activation, batchnorm, dice_eval)
 
     def score(self, batch: Batch) -> ModelOutput:

@@ -5,7 +5,7 @@ from sarn.nn.attention import AttentionBlock, AttentiveMaxPool, MultiHeadAttenti
 from sarn.nn.embedding import ItemEmbedding
 from sarn.nn.head import BatchNorm, BatchNormMode, ClickHead, OutputHead
 from sarn.nn.init import DenseInit, init_dense
-from sarn.nn.recurrent import AUGRU, PaddedGRU
+from sarn.nn.recurrent import AUGRU, PaddedGRU, ResetGate
 from sarn.nn.relation import MaterialisedPairs, Pairs, SimilitudePairs, SimilitudeRelation, relation_combine
 from sarn.nn.sequence import masked_max, masked_mean, masked_sum
 
@@ -26,6 +26,7 @@ __all__ = [
     "OutputHead",
     "PaddedGRU",
     "Pairs",
+    "ResetGate",
     "SimilitudePairs",
     "SimilitudeRelation",
     "TargetAttention",
