@@ -265,19 +265,46 @@ class ExperimentSpec(_Strict):
     seed: int
 
 
-# One reference-code choice: the keys it changes in a model's ``architecture`` and/or ``training``.
-Override = Annotated[dict[Literal["architecture", "training"], dict[str, Any]], Field(min_length=1)]
+class ChoiceSpec(_Strict):
+    """One reference-code choice: the keys it changes in a model's ``architecture`` and/or
+    ``training``, measured on ``models`` (default: every model of ``protocol_effects.models``;
+    a choice of one layer, such as the GRU's reset gate, names the models that have it)."""
+
+    models: Annotated[list[str], Field(min_length=1)] | None = None
+    architecture: dict[str, Any] = Field(default_factory=dict)
+    training: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> ChoiceSpec:
+        if not self.changes():
+            raise ValueError("a choice changes at least one architecture or training key")
+        return self
+
+    def changes(self) -> dict[str, dict[str, Any]]:
+        """``{section: {key: value}}`` of the sections the choice changes."""
+        return {section: values for section in ("architecture", "training") if (values := getattr(self, section))}
 
 
 class ProtocolEffectsSpec(_Strict):
     """How far each reference-code choice moves Table II: every run of ``models`` trained again
-    with one ``choices`` entry applied, on the first ``n_seeds`` seeds of Table II, whose runs
-    are the baseline. ``datasets``: where to measure (empty: not run, the default)."""
+    with one ``choices`` entry applied (those the choice is measured on), on the first
+    ``n_seeds`` seeds of Table II, whose runs are the baseline. ``datasets``: where to measure."""
 
     datasets: list[str]
     models: Annotated[list[str], Field(min_length=1)]
     n_seeds: PositiveInt
-    choices: Annotated[dict[str, Override], Field(min_length=1)]
+    choices: Annotated[dict[str, ChoiceSpec], Field(min_length=1)]
+
+    def choices_for(self, model: str) -> dict[str, ChoiceSpec]:
+        """The choices measured on ``model``, in the order params.yaml lists them."""
+        return {name: choice for name, choice in self.choices.items()
+                if choice.models is None or model in choice.models}
+
+    def runs(self) -> Iterator[tuple[str, str, ChoiceSpec]]:
+        """(model, choice name, choice) of every protocol-effects run, model by model."""
+        for model in self.models:
+            for name, choice in self.choices_for(model).items():
+                yield model, name, choice
 
 
 class SweepSpec(_Strict):
@@ -391,10 +418,10 @@ def format_error(source: str, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def apply_override(spec: ModelSpec, override: dict[str, dict[str, Any]]) -> ModelSpec:
-    """``spec`` with the keys of ``override`` (``architecture`` and/or ``training``) replaced."""
+def apply_override(spec: ModelSpec, choice: ChoiceSpec) -> ModelSpec:
+    """``spec`` with the keys ``choice`` changes (in ``architecture`` and/or ``training``) replaced."""
     raw = spec.model_dump()
-    for section, values in override.items():
+    for section, values in choice.changes().items():
         raw[section] = {**raw[section], **values}
     return ModelSpec.model_validate(raw)
 
@@ -402,43 +429,41 @@ def apply_override(spec: ModelSpec, override: dict[str, dict[str, Any]]) -> Mode
 def overridden_runs(params: Params) -> Iterator[tuple[str, str, ModelSpec]]:
     """(choice, run name, the run's settings with the choice applied) of every protocol-effects
     run whose choice names keys the run has (the others are reported by :func:`validate`)."""
-    effects = params.protocol_effects
-    for choice, override in effects.choices.items():
-        for name in effects.models:
-            spec = params.models.get(name)
-            if spec is not None and not _unknown_override_keys(spec, override):
-                try:
-                    yield choice, name, apply_override(spec, override)
-                except ValidationError:
-                    continue  # reported by validate
+    for name, choice_name, choice in params.protocol_effects.runs():
+        spec = params.models.get(name)
+        if spec is not None and not _unknown_override_keys(spec, choice):
+            try:
+                yield choice_name, name, apply_override(spec, choice)
+            except ValidationError:
+                continue  # reported by validate
 
 
-def _unknown_override_keys(spec: ModelSpec, override: dict[str, dict[str, Any]]) -> list[str]:
+def _unknown_override_keys(spec: ModelSpec, choice: ChoiceSpec) -> list[str]:
     known = {"architecture": set(spec.architecture), "training": set(TrainingSpec.model_fields)}
-    return [f"{section}.{key}" for section, values in override.items() for key in values
+    return [f"{section}.{key}" for section, values in choice.changes().items() for key in values
             if key not in known[section]]
 
 
 def _override_problems(params: Params, source: str) -> list[str]:
-    """Each protocol_effects choice must name keys the runs have and give valid training values
-    (its architecture values are checked with the models', in sarn.checks)."""
+    """Each protocol_effects choice must name keys the runs it is measured on have and give valid
+    training values (its architecture values are checked with the models', in sarn.checks)."""
     problems = []
     effects = params.protocol_effects
-    for choice, override in effects.choices.items():
-        path = f"protocol_effects.choices.{choice}"
-        for name in effects.models:
-            spec = params.models.get(name)
-            if spec is None:
-                continue  # named by the list check
-            unknown = _unknown_override_keys(spec, override)
-            problems += [f"  {path}.{key}: unknown key for models.{name}" for key in unknown]
-            if unknown:
-                continue
-            try:
-                apply_override(spec, override)
-            except ValidationError as err:
-                problems += [line.replace("  ", f"  {path}.", 1) + f" (applied to models.{name})"
-                             for line in format_error(source, err).splitlines()[1:]]
+    for name, choice_name, choice in effects.runs():
+        path = f"protocol_effects.choices.{choice_name}"
+        spec = params.models.get(name)
+        if spec is None:
+            continue  # named by the list check
+        unknown = _unknown_override_keys(spec, choice)
+        hint = "" if choice.models else " (give the choice models: [...] of those that have it)"
+        problems += [f"  {path}.{key}: unknown key for models.{name}{hint}" for key in unknown]
+        if unknown:
+            continue
+        try:
+            apply_override(spec, choice)
+        except ValidationError as err:
+            problems += [line.replace("  ", f"  {path}.", 1) + f" (applied to models.{name})"
+                         for line in format_error(source, err).splitlines()[1:]]
     return problems
 
 
@@ -460,6 +485,8 @@ def _list_problems(params: Params) -> list[str]:
     active = effects_datasets(params)
     if active:  # Table II's runs of these models are the baseline
         lists.append(("protocol_effects.models", effects.models, "in experiment.models", params.experiment.models))
+    lists += [(f"protocol_effects.choices.{name}.models", choice.models, "in protocol_effects.models",
+               effects.models) for name, choice in effects.choices.items() if choice.models]
     problems = []
     for path, names, where, known in lists:
         for i, name in enumerate(names):
@@ -534,10 +561,9 @@ def runs_on(params: Params, dataset: str) -> dict[str, TrainingSpec]:
     if dataset in params.table3.datasets:
         runs |= {name: params.models[name].training for name in params.table3.models}
     if dataset in effects_datasets(params):
-        for choice, override in params.protocol_effects.choices.items():
-            runs |= {f"{name} with protocol_effects.choices.{choice}":
-                     apply_override(params.models[name], override).training
-                     for name in params.protocol_effects.models}
+        runs |= {f"{name} with protocol_effects.choices.{choice_name}":
+                 apply_override(params.models[name], choice).training
+                 for name, choice_name, choice in params.protocol_effects.runs()}
     return runs
 
 

@@ -17,7 +17,8 @@ def tiny_params() -> dict:
     raw = copy.deepcopy(raw)
     raw["experiment"]["n_seeds"] = 2
     raw["experiment"]["models"] = ["din", "sarn", "sarn_no_pos"]
-    raw["protocol_effects"].update(datasets=[], n_seeds=2)  # tests/test_protocol.py trains the effects
+    raw["protocol_effects"].update(datasets=[], n_seeds=2, models=["din", "sarn"])  # tests/test_protocol.py
+    raw["protocol_effects"]["choices"].pop("tf_gru_cell")  # trains the effects; GRU's are in test_recurrent.py
     raw["figures"].update(min_history=5, items_per_category=3)
     raw["table3"].update(models=["din", "sarn"], lengths=[5], n_seeds=1)
     raw["runtime"].update(threads=1, parallel_seeds=1)  # tests/test_parallel_seeds.py trains seeds at once

@@ -127,6 +127,14 @@ def test_every_model_is_evaluated_after_as_many_samples_whatever_its_batch_size(
      "datasets.default.training: Value error, eval_every (optimizer steps) is now eval_every_samples"),
     (("protocol_effects", "datasets"), ["default", "electronic"],
      "protocol_effects.datasets.1: 'electronic' is not a key of datasets"),
+    (("models", "dien", "architecture", "gru_reset"), "sideways", "models.dien.architecture.gru_reset"),
+    (("protocol_effects", "choices", "lr_decay", "models"), ["din", "gru"],
+     "protocol_effects.choices.lr_decay.models.1: 'gru' is not in protocol_effects.models"),
+    (("protocol_effects", "choices", "gru_only"), {"architecture": {"gru_reset": "before_product"}},
+     ("protocol_effects.choices.gru_only.architecture.gru_reset: unknown key for models.din "
+      "(give the choice models: [...] of those that have it)")),
+    (("protocol_effects", "choices", "nothing"), {"models": ["din"]},
+     "a choice changes at least one architecture or training key"),
 ])
 def test_check_names_each_bad_protocol_key(params_dict, path, value, message):
     params_dict["protocol_effects"]["datasets"] = ["default"]
@@ -270,11 +278,13 @@ def test_protocol_effects_train_each_choice_on_the_first_seeds(stored_at_20, tmp
     raw = json.loads(json.dumps(raw))
     raw["protocol_effects"].update(datasets=["default"], n_seeds=1, choices={
         "split_90_10": {"training": {"train_on": "train+valid"}},
-        "lr_decay": {"training": {"lr_schedule": {"kind": "per_epoch", "factor": 0.5}}}})
+        "lr_decay": {"training": {"lr_schedule": {"kind": "per_epoch", "factor": 0.5}}},
+        "sarn_only": {"models": ["sarn"], "training": {"batch_order": "shuffled"}}})
     params = validate(raw)
     runner.train_effects(params, "default", "din", root / "processed", tmp_path / "din")
     manifest = json.loads((tmp_path / "din" / "effects.json").read_text())
     assert manifest["run"] is True and set(manifest["choices"]) == {"split_90_10", "lr_decay"}
+    assert sorted(path.name for path in (tmp_path / "din").iterdir() if path.is_dir()) == ["lr_decay", "split_90_10"]
     merged = pd.read_csv(tmp_path / "din" / "split_90_10" / "runs.csv")
     assert merged.seed.tolist() == [0] and merged.selection.tolist() == ["last"]
     assert merged.valid_auc.isna().all() and merged.test_auc.notna().all()

@@ -59,10 +59,9 @@ def planned_runs(params: Params) -> list[PlannedRun]:
           for d in experiment.datasets for m in experiment.models),
         *(PlannedRun("sweep", d, m, f"length {length}", params.models[m], length, sweep.n_seeds)
           for d in sweep.datasets for m in sweep.models for length in sweep.lengths),
-        *(PlannedRun("effects", d, m, choice, apply_override(params.models[m], override), max_len[d],
+        *(PlannedRun("effects", d, m, name, apply_override(params.models[m], choice), max_len[d],
                      effects.n_seeds)
-          for d in effects_datasets(params) for m in effects.models
-          for choice, override in effects.choices.items()),
+          for d in effects_datasets(params) for m, name, choice in effects.runs()),
         PlannedRun("snapshots", figures.dataset, figures.model, "", params.models[figures.model],
                    max_len[figures.dataset], 1),
     ]

@@ -11,7 +11,7 @@ from scipy import stats
 
 from sarn.atomic import atomic_dir, atomic_path, write_json
 from sarn.errors import DataError
-from sarn.params import effects_datasets
+from sarn.params import ChoiceSpec, effects_datasets
 from sarn.report import paper
 from sarn.train.metrics import METRICS
 
@@ -153,7 +153,7 @@ EFFECTS_COLUMNS = ["dataset", "model", "choice", "changes", "n_runs", "selection
                    "baseline_auc_mean", "baseline_auc_std", "auc_difference", "auc_p"]
 
 
-def _describe(override: dict) -> str:
+def _describe(choice: ChoiceSpec) -> str:
     """``training.lr_schedule={kind: per_epoch, factor: 0.5}; ...``: what a choice changes, as
     params.yaml would write it."""
     def flow(value: object) -> str:
@@ -161,7 +161,7 @@ def _describe(override: dict) -> str:
             return "{" + ", ".join(f"{k}: {flow(v)}" for k, v in value.items()) + "}"
         return str(value)
 
-    return "; ".join(f"{section}.{key}={flow(value)}" for section, values in override.items()
+    return "; ".join(f"{section}.{key}={flow(value)}" for section, values in choice.changes().items()
                      for key, value in values.items())
 
 
@@ -192,12 +192,12 @@ def aggregate_effects(params, results_root: Path, baseline_root: Path, table_pat
             rows.append(_effect(dataset, model, TEST_SELECTION, "the evaluation with the best test AUC is reported "
                                 "(the reference code's rule)", base["testsel_test_auc"], base["test_auc"],
                                 "test"))
-            for choice, override in effects.choices.items():
-                runs = _read_runs(results_root / dataset / model / choice / "runs.csv",
+            for name, choice in effects.choices_for(model).items():
+                runs = _read_runs(results_root / dataset / model / name / "runs.csv",
                                   f"run the protocol effects of {model} on {dataset}")
                 selection = str(runs["selection"].iloc[0])
                 baseline = base["last_test_auc"] if selection == "last" else base["test_auc"]
-                rows.append(_effect(dataset, model, choice, _describe(override), runs["test_auc"], baseline,
+                rows.append(_effect(dataset, model, name, _describe(choice), runs["test_auc"], baseline,
                                     selection))
     table = pd.DataFrame(rows, columns=EFFECTS_COLUMNS)
     with atomic_path(table_path) as tmp:

@@ -322,15 +322,15 @@ def train_effects(params: Params, dataset: str, model: str, data_dir: Path, out_
     effects = params.protocol_effects
     with atomic_dir(out_dir) as tmp:
         run = dataset in effects_datasets(params)
-        if run:
-            for choice, override in effects.choices.items():
-                (tmp / choice).mkdir()
-                _train_seeds(params, dataset, model, apply_override(params.models[model], override), data_dir,
-                             tmp / choice, seeds_of(params, effects.n_seeds), params.datasets[dataset].training.max_len)
+        choices = effects.choices_for(model) if run else {}
+        for name, choice in choices.items():
+            (tmp / name).mkdir()
+            _train_seeds(params, dataset, model, apply_override(params.models[model], choice), data_dir,
+                         tmp / name, seeds_of(params, effects.n_seeds), params.datasets[dataset].training.max_len)
         write_json(tmp / EFFECTS_MANIFEST, {"dataset": dataset, "model": model, "run": run,
-                                            "choices": dict(effects.choices) if run else {}})
+                                            "choices": {name: choice.changes() for name, choice in choices.items()}})
     log.info("effects[%s/%s]: %s", dataset, model,
-             f"{len(effects.choices)} choices trained" if run else "not run (protocol_effects.datasets)")
+             f"{len(choices)} choices trained" if run else "not run (protocol_effects.datasets)")
 
 
 EFFECTS_MANIFEST = "effects.json"
