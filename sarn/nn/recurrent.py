@@ -52,8 +52,7 @@ class PaddedGRU(nn.Module):
     the zero state, not what the biases alone give.
 
     With ``reset="after_product"`` it runs ``nn.GRU`` over the whole padded batch: one fused
-    cuDNN kernel on a GPU, ATen's C++ loop on the CPU (as fast there as :class:`_GatedSteps`
-    at histories of 100 and faster at shorter ones). A valid step's output cannot depend on
+    cuDNN kernel on a GPU, ATen's C++ loop on the CPU. A valid step's output cannot depend on
     the padding after it, and the final state is gathered at each row's last valid step, so
     no lengths are read back to the host. No fused kernel has TensorFlow's form
     (``before_product``), which runs :class:`_GatedSteps` with the mask as each step's scale.
@@ -123,9 +122,9 @@ class _GatedSteps(torch.autograd.Function):
     a (B, L): the mask for a plain GRU over padded rows (padded steps keep the state), the
     attention times the mask for the AUGRU. Returns every step's state (B, L, H).
 
-    Forward and backward are written out: 7 operators a step forward and 4 backward where the
-    reset acts after the state's product (8 and 8 before it), against about 40 in autograd's
-    graph of the same step. The backward takes the state's gradient through a step with
+    Forward and backward are written out: 7 operators a step forward, and 4 backward where the
+    reset acts after the state's product (9 before it), against about 40 in autograd's graph
+    of the same step. The backward takes the state's gradient through a step with
     factors computed for all steps at once, and forms the weight gradients with one matrix
     product after the loop.
 
