@@ -136,7 +136,7 @@ class _GatedSteps(torch.autograd.Function):
     def forward(ctx, projected: torch.Tensor, scale: torch.Tensor, weight_hh: torch.Tensor,
                 bias_hh: torch.Tensor, reset: ResetGate) -> torch.Tensor:
         hidden = weight_hh.shape[1]
-        gates_w, candidate_w = weight_hh[: 2 * hidden].t(), weight_hh[2 * hidden :].t()
+        gates_t, candidate_t = weight_hh[: 2 * hidden].t(), weight_hh[2 * hidden :].t()  # before_product's
         h = projected.new_zeros(projected.shape[0], hidden)
         states, gates, candidates, h_hats = [], [], [], []
         for t in range(projected.shape[1]):
@@ -147,8 +147,8 @@ class _GatedSteps(torch.autograd.Function):
                 n = torch.tanh(torch.addcmul(x_hat[:, 2 * hidden :], rz[:, :hidden], h_hat[:, 2 * hidden :]))
                 h_hats.append(h_hat[:, 2 * hidden :])
             else:
-                rz = torch.sigmoid(torch.addmm(x_hat[:, : 2 * hidden], h, gates_w))
-                n = torch.tanh(torch.addmm(x_hat[:, 2 * hidden :], rz[:, :hidden] * h, candidate_w))
+                rz = torch.sigmoid(torch.addmm(x_hat[:, : 2 * hidden], h, gates_t))
+                n = torch.tanh(torch.addmm(x_hat[:, 2 * hidden :], rz[:, :hidden] * h, candidate_t))
             h = torch.lerp(h, torch.lerp(n, h, rz[:, hidden:]), scale[:, t, None])
             states.append(h)
             gates.append(rz)
