@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing.util
 import os
 import signal
 import subprocess
@@ -82,18 +83,25 @@ def test_a_stage_whose_seeds_fail_names_one_and_leaves_no_folder(processed, tmp_
 class _Job:
     """A stand-in for a run's seeds: each writes its process id into ``folder``; seed ``fails`` raises
     and seed ``dies`` kills its own process, both once seed 0 has started; the others sleep ``sleep``
-    seconds."""
+    seconds. Each process's exit cleanup (where multiprocessing unregisters the semaphores its
+    process made) takes ``exit_cleanup`` seconds, then writes ``<pid>.exited``."""
 
     folder: Path
     fails: int = -1
     dies: int = -1
     sleep: float = 0.0
+    exit_cleanup: float = 0.0
 
     def label(self, seed: int) -> str:
         return f"job seed {seed}"
 
     def start(self):
+        multiprocessing.util.Finalize(None, self.clean_up, exitpriority=0)
         return self.train
+
+    def clean_up(self) -> None:
+        time.sleep(self.exit_cleanup)
+        (self.folder / f"{os.getpid()}.exited").touch()
 
     def train(self, seed: int) -> int:
         (self.folder / f"{seed}.pid").write_text(str(os.getpid()))
@@ -122,6 +130,15 @@ def test_seeds_come_back_each_with_its_own_result(tmp_path) -> None:
     results = dict(in_processes(_Job(tmp_path), [3, 4, 5, 6, 7], processes=2))
     assert results == {3: 30, 4: 40, 5: 50, 6: 60, 7: 70}
     assert len({(tmp_path / f"{seed}.pid").read_text() for seed in results}) == 2  # two processes, reused
+
+
+def test_seed_processes_finish_their_exit_cleanup_after_the_last_seed(tmp_path) -> None:
+    """Terminated mid-exit, a process would skip its cleanup, and the resource tracker would report
+    the semaphore tqdm made in it as leaked."""
+    results = dict(in_processes(_Job(tmp_path, exit_cleanup=1.0), [0, 1, 2], processes=2))
+    assert results == {0: 0, 1: 10, 2: 20}
+    pids = {(tmp_path / f"{seed}.pid").read_text() for seed in results}
+    assert {path.stem for path in tmp_path.glob("*.exited")} == pids
 
 
 @pytest.mark.parametrize(("job", "said"), [

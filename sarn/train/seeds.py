@@ -99,6 +99,7 @@ def in_processes(job: SeedJob[Result], seeds: list[int], processes: int) -> Iter
     queue = list(seeds)
     started: list[BaseProcess] = []
     busy: dict[Connection, tuple[BaseProcess, int]] = {}
+    completed = False
     try:
         for _ in range(min(processes, len(seeds))):
             ours, theirs = context.Pipe()
@@ -119,10 +120,11 @@ def in_processes(job: SeedJob[Result], seeds: list[int], processes: int) -> Iter
                 else:
                     busy[conn] = (process, following)
                 yield seed, result
+        completed = True
     finally:
         for conn in busy:
             conn.close()
-        _end(started)
+        _end(started, let_exit=completed)
 
 
 def _hand(conn: Connection, queue: list[int]) -> int | None:
@@ -148,8 +150,14 @@ def _receive(conn: Connection, process: BaseProcess, label: str) -> object:
     return torch.load(io.BytesIO(payload), weights_only=False)  # our own bytes, from our own process
 
 
-def _end(processes: list[BaseProcess]) -> None:
-    """Stop the processes still running (a seed failed, or the stage was interrupted) and reap all."""
+def _end(processes: list[BaseProcess], let_exit: bool) -> None:
+    """Reap the processes. With ``let_exit`` (every seed done, each process told to stop), first
+    give each time to exit on its own: a process terminated while it exits skips its cleanup, and
+    the semaphore tqdm made in it is then reported as leaked. Otherwise (a seed failed, or the stage
+    was interrupted) stop at once those still running."""
+    if let_exit:
+        for process in processes:
+            process.join(timeout=10)
     for process in processes:
         if process.is_alive():
             process.terminate()
