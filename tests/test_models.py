@@ -42,9 +42,9 @@ def make_batch(lengths: list[int], width: int | None = None, seed: int = 0, pad_
     )
 
 
-def model(name: str, seed: int = 0, dtype=torch.float32):
+def model(name: str, seed: int = 0, dtype=torch.float32, **changes: object):
     torch.manual_seed(seed)
-    return build_model(name, N_ITEMS, N_CATS, ARCH[name]).to(dtype)
+    return build_model(name, N_ITEMS, N_CATS, {**ARCH[name], **changes}).to(dtype)
 
 
 def fit(net, batches: list[Batch]) -> None:
@@ -131,6 +131,45 @@ def test_all_padding_histories_give_finite_outputs_and_gradients(name: str) -> N
         net.eval()
         with torch.no_grad():
             assert torch.isfinite(net(batch).logit).all()
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_index0_is_a_fixed_zero_or_a_learned_row_for_unseen_ids(name: str) -> None:
+    batch = make_batch([3, 5, 2, 4], seed=6)
+    batch.item[0], batch.category[0] = 0, 0  # a target whose ids were not seen in training
+    batch.hist_item[1, 0] = 0  # and a history click
+    for index0, learned in (("zero", False), ("trainable", True)):
+        net = model(name, index0=index0)
+        net.train()
+        out = net(batch)
+        (click_loss(out.logit, batch.label) + out.aux_loss).backward()
+        table = net.embedding.items.weight
+        assert bool(table.grad[0].abs().sum() > 0) is learned
+        assert bool(table[0].abs().sum() > 0) is learned
+
+
+SUMMING = {"pnn", "gru", "din", "dien"}  # the DIEN code's models: an unmasked Σ X in the head
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_a_learned_index0_enters_the_dien_codes_sums_over_the_batchs_padding(name: str) -> None:
+    """As in the DIEN code, whose history is padded with index 0 to the batch's longest and
+    summed unmasked; the other models mask padding whatever index 0 is."""
+    net = model(name, index0="trainable")
+    warm_up(net)
+    lengths = [4, 2, 5]
+    wide = make_batch(lengths, width=9, seed=7)
+    narrow = Batch(**{f: v[:, :5] if v.dim() == 2 else v for f, v in vars(wide).items() if v is not None})
+    with torch.no_grad():
+        changed = not torch.allclose(net(narrow).logit, net(wide).logit, rtol=0, atol=1e-6)
+        assert changed is (name in SUMMING) is net.batch_dependent
+        assert not model(name).batch_dependent
+        if name in SUMMING:
+            target, history, mask = net.embed(wide)
+            _, summed, _ = net.sum_pool_features(target, history, mask)
+            padding = torch.cat([net.embedding.items.weight[0], net.embedding.categories.weight[0]])
+            expected = history.sum(dim=1) + torch.tensor([5.0, 7.0, 4.0])[:, None] * padding
+            torch.testing.assert_close(summed, expected)
 
 
 def test_unknown_model_name_lists_known_ones() -> None:

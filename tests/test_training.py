@@ -18,6 +18,7 @@ from sarn.data.synthetic import generate_clicks
 from sarn.errors import TrainingError
 from sarn.models import CTRModel, ModelOutput, build_model
 from sarn.params import Params, TrainingSpec, validate
+from sarn.train import loop
 from sarn.train.batching import DeviceSamples
 from sarn.train.loop import CHECK_EVERY, make_optimizer, train_run, train_step
 from sarn.train.runner import configure_torch
@@ -108,7 +109,7 @@ class _Diverging(CTRModel):
     """Returns NaN logits from its ``at``-th call on: what a diverged run looks like to the loop."""
 
     def __init__(self, n_items: int, n_categories: int, at: int) -> None:
-        super().__init__(n_items, n_categories, 4, "torch")
+        super().__init__(n_items, n_categories, 4, "torch", "zero")
         self.at, self.calls = at, 0
 
     def forward(self, batch) -> ModelOutput:
@@ -165,6 +166,38 @@ def test_batches_of_an_empty_split_are_none_and_evaluation_batches_cover_all(tin
     empty = DeviceSamples({key: value[:0] for key, value in splits["valid"].items()}, torch.device("cpu"))
     assert empty.training_batches(8, 2, torch.Generator()) == []
     assert list(empty.batches(empty.evaluation_order(), 8)) == []
+
+
+def test_the_reference_evaluation_order_sorts_each_buffer_of_the_split_longest_first(tiny_arrays) -> None:
+    _, splits, _ = tiny_arrays
+    arrays = {key: value[:7] for key, value in splits["valid"].items()}
+    arrays["length"] = np.array([1, 5, 3, 2, 4, 6, 2])
+    samples = DeviceSamples(arrays, torch.device("cpu"))
+    assert samples.evaluation_order(3).tolist() == [1, 2, 0, 5, 4, 3, 6]
+    assert samples.evaluation_order().tolist() == [0, 3, 6, 2, 4, 1, 5]
+    assert samples.evaluation_order(3)[:0].tolist() == DeviceSamples(
+        {key: value[:0] for key, value in arrays.items()}, torch.device("cpu")).evaluation_order(3).tolist()
+
+
+@pytest.mark.parametrize(("change", "batches"), [
+    ({}, (64, None)),                          # any batch gives the same prediction: the fastest
+    ({"dice_eval": "batch"}, (32, 32 * 4)),    # the reference code's test batches
+    ({"index0": "trainable"}, (32, 32 * 4)),
+])
+def test_a_prediction_that_depends_on_its_batch_is_made_in_the_codes_batches(tiny, monkeypatch, change,
+                                                                           batches) -> None:
+    params, data, meta = tiny
+    asked = []
+
+    def predict(model, samples, batch_size, precision, reference_chunk):
+        asked.append((batch_size, reference_chunk))
+        return np.zeros(samples.size)
+
+    monkeypatch.setattr(loop, "predict", predict)
+    net = build_model("din", meta["n_items"], meta["n_categories"],
+                      {**params.models["din"].architecture, **change})
+    train_run(net, data, _training(epochs=1), seed=0, eval_batch_size=64, label="test")
+    assert set(asked) == {batches}
 
 
 def test_snapshots_are_taken_at_the_requested_fractions(tiny) -> None:

@@ -28,7 +28,7 @@ from torch import nn
 
 from sarn.batch import Batch
 from sarn.models.base import CTRModel, ModelOutput
-from sarn.nn import AttentionBlock, DenseInit
+from sarn.nn import AttentionBlock, DenseInit, Index0
 
 _GAP_DOUBLINGS = 12
 N_GAP_BUCKETS = _GAP_DOUBLINGS  # one-hot width: the bucket past the last boundary is all zeros
@@ -62,11 +62,12 @@ class ATRank(CTRModel):
         ff_hidden: int,
         l2: float,
         dense_init: DenseInit,
+        index0: Index0,
     ) -> None:
-        super().__init__(n_items, n_categories, embedding_dim, dense_init)
+        super().__init__(n_items, n_categories, embedding_dim, dense_init, index0)
         d = self.item_dim
         self.l2 = l2
-        self.item_bias = nn.Embedding(n_items, 1, padding_idx=0)
+        self.item_bias = nn.Embedding(n_items, 1, padding_idx=0 if index0 == "zero" else None)
         nn.init.zeros_(self.item_bias.weight)
         self.project = nn.Linear(d + N_GAP_BUCKETS, d)
         self.history_block = AttentionBlock(d, heads, ff_hidden)

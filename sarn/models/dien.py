@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from sarn.batch import Batch
-from sarn.models.base import CTRModel, ModelOutput, sum_pool_features
+from sarn.models.base import CTRModel, ModelOutput
 from sarn.nn import (
     AUGRU,
     Activation,
@@ -32,6 +32,7 @@ from sarn.nn import (
     ClickHead,
     DenseInit,
     DiceEval,
+    Index0,
     OutputHead,
     PaddedGRU,
     ResetGate,
@@ -40,6 +41,7 @@ from sarn.nn import (
 
 
 class DIEN(CTRModel):
+    pools_by_sum = True
     compilable = False  # its AUGRU is a Python loop over history positions
 
     def __init__(
@@ -57,9 +59,10 @@ class DIEN(CTRModel):
         batchnorm: BatchNormMode,
         dice_eval: DiceEval,
         dense_init: DenseInit,
+        index0: Index0,
         gru_reset: ResetGate,
     ) -> None:
-        super().__init__(n_items, n_categories, embedding_dim, dense_init)
+        super().__init__(n_items, n_categories, embedding_dim, dense_init, index0)
         d = self.item_dim
         self.aux_weight = aux_weight
         self.extractor = PaddedGRU(d, hidden, gru_reset)
@@ -74,7 +77,7 @@ class DIEN(CTRModel):
         states, _ = self.extractor(history, mask)
         _, weights = self.attention(self.query(target), states, mask)
         final = self.evolution(states, mask, weights)
-        logit = self.head(torch.cat([*sum_pool_features(target, history, mask), final], dim=-1))
+        logit = self.head(torch.cat([*self.sum_pool_features(target, history, mask), final], dim=-1))
         if not self.training or not self.aux_weight:
             return ModelOutput(logit, self.no_aux_loss(logit))
         return ModelOutput(logit, self.aux_weight * self.next_click_loss(batch, states, history, mask))

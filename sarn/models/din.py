@@ -11,11 +11,12 @@ from __future__ import annotations
 import torch
 
 from sarn.batch import Batch
-from sarn.models.base import CTRModel, ModelOutput, sum_pool_features
-from sarn.nn import Activation, BatchNormMode, DenseInit, DiceEval, OutputHead, TargetAttention
+from sarn.models.base import CTRModel, ModelOutput
+from sarn.nn import Activation, BatchNormMode, DenseInit, DiceEval, Index0, OutputHead, TargetAttention
 
 
 class DIN(CTRModel):
+    pools_by_sum = True
     def __init__(
         self,
         n_items: int,
@@ -28,8 +29,9 @@ class DIN(CTRModel):
         batchnorm: BatchNormMode,
         dice_eval: DiceEval,
         dense_init: DenseInit,
+        index0: Index0,
     ) -> None:
-        super().__init__(n_items, n_categories, embedding_dim, dense_init)
+        super().__init__(n_items, n_categories, embedding_dim, dense_init, index0)
         d = self.item_dim
         self.attention = TargetAttention(d, attention_hidden)
         self.head = OutputHead(4 * d, head, activation, batchnorm, dice_eval)
@@ -37,5 +39,5 @@ class DIN(CTRModel):
     def score(self, batch: Batch) -> ModelOutput:
         target, history, mask = self.embed(batch)
         attended, _ = self.attention(target, history, mask)
-        logit = self.head(torch.cat([*sum_pool_features(target, history, mask), attended], dim=-1))
+        logit = self.head(torch.cat([*self.sum_pool_features(target, history, mask), attended], dim=-1))
         return ModelOutput(logit, self.no_aux_loss(logit))

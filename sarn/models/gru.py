@@ -12,11 +12,12 @@ from __future__ import annotations
 import torch
 
 from sarn.batch import Batch
-from sarn.models.base import CTRModel, ModelOutput, sum_pool_features
-from sarn.nn import Activation, BatchNormMode, DenseInit, DiceEval, OutputHead, PaddedGRU, ResetGate
+from sarn.models.base import CTRModel, ModelOutput
+from sarn.nn import Activation, BatchNormMode, DenseInit, DiceEval, Index0, OutputHead, PaddedGRU, ResetGate
 
 
 class GRU(CTRModel):
+    pools_by_sum = True
     # Dynamo breaks the graph at nn.GRU (two graphs, an eager GRU between); its experimental
     # allow_rnn compiles again for every history length. TensorFlow's form is a step loop.
     compilable = False
@@ -33,9 +34,10 @@ class GRU(CTRModel):
         batchnorm: BatchNormMode,
         dice_eval: DiceEval,
         dense_init: DenseInit,
+        index0: Index0,
         gru_reset: ResetGate,
     ) -> None:
-        super().__init__(n_items, n_categories, embedding_dim, dense_init)
+        super().__init__(n_items, n_categories, embedding_dim, dense_init, index0)
         d = self.item_dim
         self.gru = PaddedGRU(d, hidden, gru_reset)
         self.head = OutputHead(3 * d + hidden, head, activation, batchnorm, dice_eval)
@@ -43,6 +45,6 @@ class GRU(CTRModel):
     def score(self, batch: Batch) -> ModelOutput:
         target, history, mask = self.embed(batch)
         _, last = self.gru(history, mask)
-        t, summed, product = sum_pool_features(target, history, mask)
+        t, summed, product = self.sum_pool_features(target, history, mask)
         logit = self.head(torch.cat([t, last, summed, product], dim=-1))
         return ModelOutput(logit, self.no_aux_loss(logit))

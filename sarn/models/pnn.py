@@ -10,11 +10,12 @@ from __future__ import annotations
 import torch
 
 from sarn.batch import Batch
-from sarn.models.base import CTRModel, ModelOutput, sum_pool_features
-from sarn.nn import Activation, BatchNormMode, DenseInit, DiceEval, OutputHead
+from sarn.models.base import CTRModel, ModelOutput
+from sarn.nn import Activation, BatchNormMode, DenseInit, DiceEval, Index0, OutputHead
 
 
 class PNN(CTRModel):
+    pools_by_sum = True
     def __init__(
         self,
         n_items: int,
@@ -26,11 +27,12 @@ class PNN(CTRModel):
         batchnorm: BatchNormMode,
         dice_eval: DiceEval,
         dense_init: DenseInit,
+        index0: Index0,
     ) -> None:
-        super().__init__(n_items, n_categories, embedding_dim, dense_init)
+        super().__init__(n_items, n_categories, embedding_dim, dense_init, index0)
         self.head = OutputHead(3 * self.item_dim, head, activation, batchnorm, dice_eval)
 
     def score(self, batch: Batch) -> ModelOutput:
         target, history, mask = self.embed(batch)
-        logit = self.head(torch.cat(sum_pool_features(target, history, mask), dim=-1))
+        logit = self.head(torch.cat(self.sum_pool_features(target, history, mask), dim=-1))
         return ModelOutput(logit, self.no_aux_loss(logit))

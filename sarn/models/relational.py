@@ -27,6 +27,7 @@ from sarn.nn import (
     ClickHead,
     DenseInit,
     DiceEval,
+    Index0,
     OutputHead,
     Pairs,
     masked_max,
@@ -62,8 +63,9 @@ class RelationalModel(CTRModel):
         batchnorm: BatchNormMode,
         dice_eval: DiceEval,
         dense_init: DenseInit,
+        index0: Index0,
     ) -> None:
-        super().__init__(n_items, n_categories, embedding_dim, dense_init)
+        super().__init__(n_items, n_categories, embedding_dim, dense_init, index0)
         d = self.item_dim
         self.alpha, self.beta = alpha, beta
         self.pool = AttentiveMaxPool(d, attention_hidden)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from sarn.models.relational import RelationalModel, RelationalView
-from sarn.nn import BatchNormMode, DenseInit, DiceEval, SimilitudePairs, SimilitudeRelation
+from sarn.nn import BatchNormMode, DenseInit, DiceEval, Index0, SimilitudePairs, SimilitudeRelation
 
 
 class SARN(RelationalModel):
@@ -39,9 +39,10 @@ class SARN(RelationalModel):
         batchnorm: BatchNormMode,
         dice_eval: DiceEval,
         dense_init: DenseInit,
+        index0: Index0,
     ) -> None:
         super().__init__(n_items, n_categories, embedding_dim, attention_hidden, regressor_hidden, aux_hidden,
-                         head, alpha, beta, batchnorm, dice_eval, dense_init)
+                         head, alpha, beta, batchnorm, dice_eval, dense_init, index0)
         self.relation = SimilitudeRelation(self.item_dim, relation_dim)
 
     def pair_vectors(self, history: torch.Tensor) -> tuple[SimilitudePairs, torch.Tensor]:

@@ -14,7 +14,7 @@ from torch import nn
 
 from sarn.batch import Batch
 from sarn.models.base import CTRModel, ModelOutput
-from sarn.nn import Activation, BatchNormMode, DenseInit, DiceEval, OutputHead, masked_mean
+from sarn.nn import Activation, BatchNormMode, DenseInit, DiceEval, Index0, OutputHead, masked_mean
 
 
 class WideDeep(CTRModel):
@@ -29,8 +29,9 @@ class WideDeep(CTRModel):
         batchnorm: BatchNormMode,
         dice_eval: DiceEval,
         dense_init: DenseInit,
+        index0: Index0,
     ) -> None:
-        super().__init__(n_items, n_categories, embedding_dim, dense_init)
+        super().__init__(n_items, n_categories, embedding_dim, dense_init, index0)
         d = self.item_dim
         self.deep = OutputHead(2 * d, head, activation, batchnorm, dice_eval)
         self.wide = nn.Linear(3 * d, 2)

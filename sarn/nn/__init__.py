@@ -2,7 +2,7 @@
 
 from sarn.nn.activation import Activation, Dice, DiceEval, make_activation
 from sarn.nn.attention import AttentionBlock, AttentiveMaxPool, MultiHeadAttention, TargetAttention
-from sarn.nn.embedding import ItemEmbedding
+from sarn.nn.embedding import Index0, ItemEmbedding
 from sarn.nn.head import BatchNorm, BatchNormMode, ClickHead, OutputHead
 from sarn.nn.init import DenseInit, init_dense
 from sarn.nn.recurrent import AUGRU, PaddedGRU, ResetGate
@@ -20,6 +20,7 @@ __all__ = [
     "DenseInit",
     "Dice",
     "DiceEval",
+    "Index0",
     "ItemEmbedding",
     "MaterialisedPairs",
     "MultiHeadAttention",

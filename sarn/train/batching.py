@@ -105,17 +105,27 @@ class DeviceSamples:
         cost grows with L². ``sort_chunk = 1`` gives plain shuffled batches.
         """
         permutation = torch.randperm(self.size, generator=generator)
-        lengths = self._stored_length[permutation]
-        chunk = batch_size * sort_chunk
-        batches = []
-        for start in range(0, self.size, chunk):
-            part = permutation[start : start + chunk]
-            part = part[torch.sort(lengths[start : start + chunk], descending=True, stable=True).indices]
-            batches += list(part.split(batch_size))
+        batches = list(self._longest_first(permutation, batch_size * sort_chunk).split(batch_size)) if self.size else []
         if order == "shuffled":
             batches = [batches[k] for k in torch.randperm(len(batches), generator=generator)]
         return self._parts(batches)
 
-    def evaluation_order(self) -> torch.Tensor:
-        """All samples sorted by history length, on the host (predictions do not depend on the batch)."""
-        return torch.sort(self._length, stable=True).indices
+    def evaluation_order(self, reference_chunk: int | None = None) -> torch.Tensor:
+        """Every sample once, on the host, in the order evaluation batches are cut from.
+
+        By default sorted by history length over the whole split: the least padding, for models
+        whose predictions do not depend on their batch. With ``reference_chunk`` (samples), as
+        the reference iterator's test pass orders them: in the split's order, each
+        ``reference_chunk`` samples sorted by stored history length, longest first.
+        """
+        if reference_chunk is None:
+            return torch.sort(self._length, stable=True).indices
+        return self._longest_first(torch.arange(self.size), reference_chunk)
+
+    def _longest_first(self, order: torch.Tensor, chunk: int) -> torch.Tensor:
+        """``order`` with each run of ``chunk`` samples sorted by stored history length, longest first
+        (the reference iterator's buffer, which it pops from the longest end)."""
+        lengths = self._stored_length[order]
+        return torch.cat([order[start : start + chunk][
+            torch.sort(lengths[start : start + chunk], descending=True, stable=True).indices]
+            for start in range(0, len(order), chunk)]) if len(order) else order

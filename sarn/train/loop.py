@@ -54,10 +54,13 @@ def autocast(device: torch.device, precision: Precision) -> AbstractContextManag
 
 
 @torch.no_grad()
-def predict(model: CTRModel, samples: DeviceSamples, batch_size: int, precision: Precision = "fp32") -> np.ndarray:
-    """Logits of every sample, in order, in evaluation mode."""
+def predict(model: CTRModel, samples: DeviceSamples, batch_size: int, precision: Precision = "fp32",
+            reference_chunk: int | None = None) -> np.ndarray:
+    """Logits of every sample, in order, in evaluation mode, in batches of ``batch_size`` cut as
+    :meth:`DeviceSamples.evaluation_order` orders them (``reference_chunk``: as the reference
+    iterator's test pass)."""
     model.eval()
-    order = samples.evaluation_order()
+    order = samples.evaluation_order(reference_chunk)
     with autocast(samples.device, precision):
         logits = torch.cat([model(b).logit.double() for b in samples.batches(order, batch_size)]).cpu()
     out = torch.empty_like(logits)
@@ -222,6 +225,10 @@ def train_run(
     shuffler = torch.Generator().manual_seed(seed)
     train = data["train"]
     evaluated = [split for split in EVAL_SPLITS if split in data]
+    # A prediction that depends on its batch is made in the reference code's test batches (its
+    # training batch size, sorted by length within its buffers); any other in the fastest ones.
+    eval_batches = ((spec.batch_size, spec.batch_size * spec.length_sort_chunk) if model.batch_dependent
+                    else (eval_batch_size, None))
     reported = "validation" if "valid" in data else "last"
     history: list[dict[str, float]] = []
     best_auc, best_state = -np.inf, None
@@ -238,7 +245,7 @@ def train_run(
         row: dict[str, float] = {"epoch": epoch, "step": step_total, "epoch_end": int(epoch_end),
                                  "train_logloss": train_logloss}
         for split in evaluated:
-            logits = predict(model, data[split], eval_batch_size, precision)
+            logits = predict(model, data[split], eval_batches[0], precision, eval_batches[1])
             metrics = evaluate_split(data[split].label, logits, data[split].user)
             row.update({f"{split}_{k}": v for k, v in metrics.items()})
         history.append(row)
