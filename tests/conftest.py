@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +32,19 @@ def tiny_params() -> dict:
     for model in raw["models"].values():
         model["training"]["epochs"] = 2
     return raw
+
+
+@contextlib.contextmanager
+def ctrl_c_as_at_a_terminal() -> Iterator[None]:
+    """Children started inside take Ctrl-C as from a terminal, to be stopped with SIGINT. A shell
+    starts a background job (``nohup pytest ... &``) with SIGINT ignored; an ignored signal stays
+    ignored across exec, and Python then installs no KeyboardInterrupt handler. A handled one is
+    reset to the default."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ import yaml
 from sarn import ALLOCATOR_ENV
 from sarn.code_deps import STAGE_CODE, code_files
 from sarn.stages import STAGE_PARAMS
-from tests.conftest import ROOT, tiny_params
+from tests.conftest import ROOT, ctrl_c_as_at_a_terminal, tiny_params
 
 BIN = Path(sys.executable).parent
 
@@ -388,9 +388,10 @@ def test_a_forced_rerun_stopped_by_ctrl_c_is_redone_by_the_next_run(built, tmp_p
     before = data_outputs(project)
     sarn = project / "results" / "table2" / "default" / "sarn"
     target = str(sarn.relative_to(project))
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2", target, "--forcerun", target],
-                            cwd=project, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    with ctrl_c_as_at_a_terminal():
+        proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--cores", "2", target, "--forcerun", target],
+                                cwd=project, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
     deadline = time.monotonic() + 240
     while not list(sarn.parent.glob(".sarn.tmp-*/checkpoints/*.pt")):
         assert time.monotonic() < deadline, "training never got under way"

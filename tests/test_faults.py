@@ -21,7 +21,7 @@ import yaml
 from sarn.cli import main
 from sarn.train import runner
 from sarn.train.checkpoint import save_state
-from tests.conftest import ROOT, tiny_params
+from tests.conftest import ROOT, ctrl_c_as_at_a_terminal, tiny_params
 
 FREE = r"\(\d+(\.\d)? (bytes|KiB|MiB|GiB) free on that filesystem\)"
 
@@ -128,8 +128,9 @@ def test_ctrl_c_while_training_is_one_line_naming_the_seed(workdir, tmp_path) ->
     out = tmp_path / "din"
     command = ["--params", str(params), "train", "--dataset", "default", "--model", "din",
                "--data", str(workdir / "data/processed/default"), "--out", str(out)]
-    proc = subprocess.Popen([sys.executable, "-m", "sarn", *command], cwd=ROOT, stderr=subprocess.PIPE,
-                            text=True)
+    with ctrl_c_as_at_a_terminal():
+        proc = subprocess.Popen([sys.executable, "-m", "sarn", *command], cwd=ROOT, stderr=subprocess.PIPE,
+                                text=True)
     seen = ""
     for line in proc.stderr:  # the log says when the first epoch is done
         seen += line
