@@ -1,10 +1,10 @@
 """Training throughput and peak memory of every model, SARN against the straightforward graph,
 and the project's DIN against DeepCTR-Torch's.
 
-    python -m benchmarks.train_speed [--parts 1 2 3 4 5 6 7] [--device cpu|cuda] [--precision fp32|tf32|bf16]
+    python -m benchmarks.train_speed [--parts 1 2 3 4 5 6 7 8] [--device cpu|cuda] [--precision fp32|tf32|bf16]
                                      [--steps N] [--batches 128 1024] [--lengths 30 50] [--models ...]
 
-Seven parts (1, 2, 3 and 5 by default), each printed as a table; every ratio compares rows
+Eight parts (1, 2, 3 and 5 by default), each printed as a table; every ratio compares rows
 of the same invocation. Each part is a module of benchmarks/training/, which also runs it
 alone (``python -m benchmarks.training.<module>``) and says what it measures:
 
@@ -21,6 +21,8 @@ alone (``python -m benchmarks.training.<module>``) and says what it measures:
    idle and beside a busy core.
 7. optimizer: a training step at Electronics' size with Adam in torch's multi-tensor form
    and fused, as the pipeline runs it.
+8. evaluation: samples a second that an evaluation at Electronics' size predicts at each
+   evaluation batch size (runtime.eval_batch_size).
 
 ``--profile MODEL`` runs none of them: it prints torch.profiler's top operators of 20
 steps of MODEL (benchmarks/training/profile_steps.py).
@@ -31,6 +33,7 @@ from __future__ import annotations
 from benchmarks.training import (
     electronics_epoch,
     embedded_default,
+    evaluation,
     full_length,
     host_floor,
     optimizer,
@@ -41,7 +44,7 @@ from benchmarks.training import (
 from benchmarks.training.rows import parser_for, refuse_bad_arguments, run_parts, set_up_from
 
 PARTS = (full_length.PART, sarn_leads.PART, electronics_epoch.PART, embedded_default.PART, host_floor.PART,
-         threads.PART, optimizer.PART)
+         threads.PART, optimizer.PART, evaluation.PART)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,7 +53,8 @@ def main(argv: list[str] | None = None) -> None:
                         choices=[part.number for part in PARTS],
                         help="which parts to run (3: one epoch on Electronics-sized data, 4: the embedded "
                              "default's Table II end to end, minutes each on a CPU; 5: the host's cost of "
-                             "an eager step; 6: threads and seeds at once, tens of minutes; 7: Adam fused or not)")
+                             "an eager step; 6: threads and seeds at once, tens of minutes; 7: Adam fused or not; "
+                             "8: the evaluation batch size)")
     parser.add_argument("--profile", metavar="MODEL", choices=profile_steps.PROFILED_ROWS,
                         help="only profile 20 training steps of MODEL on part 2's batches (grouped by "
                              "length), compiled in the first --compile mode if one is given")

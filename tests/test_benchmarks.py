@@ -10,6 +10,7 @@ import torch
 from benchmarks import precision_auc, preprocess_speed, train_speed
 from benchmarks.training import (
     embedded_default,
+    evaluation,
     full_length,
     host_floor,
     optimizer,
@@ -93,6 +94,8 @@ def test_host_floor_needs_a_timed_step_in_every_turn() -> None:
     (embedded_default.main, ["--parallel-seeds", "1", "0"], "--parallel-seeds must be 1 or more, got 1 0"),
     (threads.main, ["--models", "dinn"], "invalid choice: 'dinn'"),
     (optimizer.main, ["--optimizer-steps", "0"], "--optimizer-steps and --turns must be 1 or more, got 0 and 2"),
+    (evaluation.main, ["--eval-batch-sizes", "256", "0"],
+     "--eval-samples, --turns and every --eval-batch-sizes must be 1 or more, got 8192, 2 and [256, 0]"),
 ])
 def test_training_benchmark_refuses_bad_arguments_before_any_work(main, argv, named, capsys) -> None:
     with pytest.raises(SystemExit):
@@ -141,3 +144,12 @@ def test_optimizer_rows_time_both_forms_of_adam_on_the_same_steps() -> None:
                                   device=torch.device("cpu"), precision="fp32")
     assert row["model"] == "din" and set(row) == {"model", *optimizer.FORMS}
     assert all(row[form] > 0 for form in optimizer.FORMS)
+
+
+def test_evaluation_rows_predict_the_same_samples_at_every_batch_size() -> None:
+    params = load(ROOT / "params.yaml")
+    row = evaluation.evaluation_row(params, "din", str(cached_samples(params, "embedded default")), size=300,
+                                    batch_sizes=[64, 256], turns=2, device=torch.device("cpu"), precision="fp32")
+    assert row["model"] == "din" and set(row["rates"]) == {"64", "256"}
+    assert all(rate > 0 for rate in row["rates"].values())
+    assert 0 <= row["spread"] < 1e-4 and row["peak_mb"] > 0
