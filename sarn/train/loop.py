@@ -227,8 +227,8 @@ def train_run(
     evaluated = [split for split in EVAL_SPLITS if split in data]
     # A prediction that depends on its batch is made in the reference code's test batches (its
     # training batch size, sorted by length within its buffers); any other in the fastest ones.
-    eval_batches = ((spec.batch_size, spec.batch_size * spec.length_sort_chunk) if model.batch_dependent
-                    else (eval_batch_size, None))
+    eval_size, eval_chunk = ((spec.batch_size, spec.batch_size * spec.length_sort_chunk) if model.batch_dependent
+                             else (eval_batch_size, None))
     reported = "validation" if "valid" in data else "last"
     history: list[dict[str, float]] = []
     best_auc, best_state = -np.inf, None
@@ -245,7 +245,7 @@ def train_run(
         row: dict[str, float] = {"epoch": epoch, "step": step_total, "epoch_end": int(epoch_end),
                                  "train_logloss": train_logloss}
         for split in evaluated:
-            logits = predict(model, data[split], eval_batches[0], precision, eval_batches[1])
+            logits = predict(model, data[split], eval_size, precision, eval_chunk)
             metrics = evaluate_split(data[split].label, logits, data[split].user)
             row.update({f"{split}_{k}": v for k, v in metrics.items()})
         history.append(row)
