@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from sarn.data.preprocess import preprocess
@@ -136,3 +137,51 @@ def test_plan_refuses_a_negative_probe(tmp_path) -> None:
     proc = subprocess.run([sys.executable, "-m", "sarn", "plan", "--probe-steps", "-1"], cwd=ROOT,
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 2 and "--probe-steps: expected 0 or more, got -1" in proc.stderr
+
+
+def test_each_protocol_effects_choice_is_probed_as_itself(processed, monkeypatch, capsys) -> None:
+    """A choice that changes the model (here Dice on the batch's statistics) is timed with its own
+    settings, not its run's; runs with the same settings are probed once."""
+    from sarn.plan import bill
+    from sarn.plan.probe import Probe, Timing
+
+    probed: list[tuple[str, int]] = []
+
+    def recorded(spec, shape, max_len, *_args) -> Probe:
+        probed.append((spec.model_dump_json(), max_len))
+        return Probe(Timing(0.01, 0.0), Timing(0.001, 0.0))
+
+    monkeypatch.setattr(bill, "probe", recorded)
+    params = validate(_with_effects())
+    bill.print_bill(params, processed, probe_steps=1)
+    runs = bill.planned_runs(params)
+    assert len(probed) == len(set(probed)) == len({bill.probe_key(run) for run in runs})
+    batch_dice = next(run for run in runs if run.label == "din (batch_dice)")
+    assert batch_dice.spec.architecture["dice_eval"] == "batch" != params.models["din"].architecture["dice_eval"]
+    assert (batch_dice.spec.model_dump_json(), batch_dice.max_len) in probed
+    assert "din (batch_dice)" in capsys.readouterr().out
+
+
+def test_the_probe_evaluates_a_batch_dependent_run_in_the_reference_codes_batches(processed, monkeypatch) -> None:
+    """A run whose prediction depends on its batch is evaluated in its training batches, sorted
+    within the reference iterator's buffers, as the training loop evaluates it; any other in
+    ``runtime.eval_batch_size``."""
+    from sarn.plan import probe as probe_module
+    from sarn.plan.shapes import dataset_shape
+
+    params = validate(_with_effects())
+    shape = dataset_shape("default", params.datasets["default"], processed)
+    real_predict = probe_module.predict
+    for dice_eval, expected in [("batch", lambda t: (t.batch_size, t.batch_size * t.length_sort_chunk)),
+                                ("running", lambda t: (96, None))]:
+        spec = params.models["din"].model_copy(deep=True)
+        spec.architecture["dice_eval"] = dice_eval
+        calls: list[tuple[int, int | None]] = []
+
+        def recorded(net, data, batch_size, precision, reference_chunk=None, calls=calls):
+            calls.append((batch_size, reference_chunk))
+            return real_predict(net, data, batch_size, precision, reference_chunk)
+
+        monkeypatch.setattr(probe_module, "predict", recorded)
+        probe_module.probe(spec, shape, 10, 1, 96, torch.device("cpu"), "fp32")
+        assert calls and set(calls) == {expected(spec.training)}

@@ -7,8 +7,7 @@ records.
 The counts follow the training loop's rules (:mod:`sarn.train.schedule`). The hours count the
 training steps and evaluations only (not loading the data, nor redrawing history negatives every
 epoch), one seed after another; seeds trained at once (``runtime.parallel_seeds``) divide them by
-at most that many, where the cores are free for it. A protocol-effects choice is assumed to cost
-what its run costs.
+at most that many, where the cores are free for it.
 """
 
 from __future__ import annotations
@@ -65,6 +64,13 @@ def planned_runs(params: Params) -> list[PlannedRun]:
         PlannedRun("snapshots", figures.dataset, figures.model, "", params.models[figures.model],
                    max_len[figures.dataset], 1),
     ]
+
+
+def probe_key(run: PlannedRun) -> tuple[str, str, int]:
+    """Runs probed once between them: the same dataset, settings and history length. A
+    protocol-effects choice is probed as itself: TensorFlow's GRU cell, a learned index 0 or
+    shuffled batches each change what a step costs."""
+    return run.dataset, run.spec.model_dump_json(), run.max_len
 
 
 @dataclass(frozen=True)
@@ -127,10 +133,9 @@ def print_bill(params: Params, processed: Path, probe_steps: int) -> None:
     timings: dict[tuple[str, str, int], Probe] = {}
     if probe_steps:
         for run in runs:
-            key = (run.dataset, run.name, run.max_len)
+            key = probe_key(run)
             if key not in timings:
-                base = params.models[run.name]  # a protocol-effects choice is timed as its run
-                timings[key] = probe(base, shapes[run.dataset], run.max_len, probe_steps,
+                timings[key] = probe(run.spec, shapes[run.dataset], run.max_len, probe_steps,
                                      runtime.eval_batch_size, device, runtime.precision)
     print(f"\n{'stage':9s} {'dataset':12s} {'run':30s} {'seeds':>5s} {'steps':>12s} {'evaluations':>11s}"
           + (f" {'ms a step':>12s} {'evaluating':>10s} {'time':>9s}" if probe_steps else ""))
@@ -138,7 +143,7 @@ def print_bill(params: Params, processed: Path, probe_steps: int) -> None:
     for run, done in zip(runs, works, strict=True):
         cost = ""
         if probe_steps:
-            timing = timings[(run.dataset, run.name, run.max_len)]
+            timing = timings[probe_key(run)]
             seconds, uncertain = done.seconds(timing)
             share = done.evaluations * done.evaluated * timing.evaluated_sample.seconds / seconds
             total, spread = total + run.seeds * seconds, spread + run.seeds * uncertain

@@ -21,7 +21,7 @@ from sarn.params import ModelSpec, Precision
 from sarn.plan.shapes import DatasetShape
 from sarn.train.batching import DeviceSamples
 from sarn.train.checkpoint import model_for
-from sarn.train.loop import make_optimizer, predict, train_step
+from sarn.train.loop import evaluation_batches, make_optimizer, predict, train_step
 from sarn.train.metrics import evaluate
 
 ROUNDS = 3
@@ -99,10 +99,12 @@ def probe(spec: ModelSpec, shape: DatasetShape, max_len: int, steps: int, eval_b
         _synchronize(device)
         return (time.perf_counter() - start) / len(batches)
 
+    eval_size, eval_chunk = evaluation_batches(net, training, eval_batch_size)
+
     def evaluation() -> float:
-        data = samples(eval_batch_size * EVAL_BATCHES)
+        data = samples(eval_size * EVAL_BATCHES)
         start = time.perf_counter()
-        evaluate(data.label, predict(net, data, eval_batch_size, precision), data.user)
+        evaluate(data.label, predict(net, data, eval_size, precision, eval_chunk), data.user)
         return (time.perf_counter() - start) / data.size
 
     train(WARM_UP_STEPS)

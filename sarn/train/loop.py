@@ -68,6 +68,15 @@ def predict(model: CTRModel, samples: DeviceSamples, batch_size: int, precision:
     return out.numpy()
 
 
+def evaluation_batches(model: CTRModel, spec: TrainingSpec, eval_batch_size: int) -> tuple[int, int | None]:
+    """The batch size and reference chunk :func:`predict` evaluates ``model`` with. A prediction
+    that depends on its batch is made in the reference code's test batches (the run's training
+    batch size, sorted by length within its buffers); any other in the fastest ones."""
+    if model.batch_dependent:
+        return spec.batch_size, spec.batch_size * spec.length_sort_chunk
+    return eval_batch_size, None
+
+
 def make_optimizer(model: CTRModel, spec: TrainingSpec) -> torch.optim.Optimizer:
     """The configured optimizer. Adam runs fused (one kernel for all parameters) on every device: on
     the CPU that makes an Electronics-sized step 1.2 to 2.3 times faster, most of it in the dense
@@ -225,10 +234,7 @@ def train_run(
     shuffler = torch.Generator().manual_seed(seed)
     train = data["train"]
     evaluated = [split for split in EVAL_SPLITS if split in data]
-    # A prediction that depends on its batch is made in the reference code's test batches (its
-    # training batch size, sorted by length within its buffers); any other in the fastest ones.
-    eval_size, eval_chunk = ((spec.batch_size, spec.batch_size * spec.length_sort_chunk) if model.batch_dependent
-                             else (eval_batch_size, None))
+    eval_size, eval_chunk = evaluation_batches(model, spec, eval_batch_size)
     reported = "validation" if "valid" in data else "last"
     history: list[dict[str, float]] = []
     best_auc, best_state = -np.inf, None
