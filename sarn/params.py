@@ -528,6 +528,13 @@ def _check_cross_references(params: Params, source: str) -> None:
     figures = params.figures
     if figures.dataset not in params.datasets:
         problems.append(f"  figures.dataset: {figures.dataset!r} is not a key of datasets")
+    built = params.experiment.datasets
+    for path, dataset in [*((f"table3.datasets.{i}", name) for i, name in enumerate(params.table3.datasets)),
+                          ("figures.dataset", figures.dataset)]:
+        if dataset in params.datasets and dataset not in built:
+            problems.append(f"  {path}: {dataset!r} is not in experiment.datasets ({', '.join(built)}), whose "
+                            "data alone the raw and preprocess stages build: list it there too, or switch "
+                            "this key with experiment.datasets (docs/reproducing.md, \"The switch\")")
     for key in ("with_positional", "without_positional", "model"):
         name = getattr(figures, key)
         if name not in params.experiment.models:

@@ -160,6 +160,20 @@ def test_repeated_run_names_are_refused(params_dict: dict) -> None:
     assert "experiment.models.1: 'din' is listed twice" in _error(params_dict)
 
 
+def test_the_sweep_and_figures_must_use_data_the_pipeline_builds(params_dict: dict) -> None:
+    """DVC's raw and preprocess stages build experiment.datasets only: switching that list alone to
+    the paper's datasets would leave the sweep and the figures on data no stage makes."""
+    params_dict["experiment"]["datasets"] = ["electronics", "books", "taobao"]
+    message = _error(params_dict)
+    assert "table3.datasets.0: 'default' is not in experiment.datasets (electronics, books, taobao)" in message
+    assert "figures.dataset: 'default' is not in experiment.datasets" in message
+    params_dict["table3"]["datasets"] = ["taobao", "books"]
+    params_dict["table3"]["lengths"] = [10, 20, 30]
+    params_dict["figures"]["dataset"] = "electronics"
+    params_dict["figures"]["categories"] = ["Tablets", "Laptops", "Headphones", "Keyboards"]
+    check_models(validate(params_dict))  # the switch of docs/reproducing.md
+
+
 def test_sweep_lengths_must_fit_the_stored_histories(params_dict: dict) -> None:
     params_dict["table3"]["lengths"] = [5, 50]
     assert "table3.lengths.1: 50 is longer than the histories stored" in _error(params_dict)
