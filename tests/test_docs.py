@@ -3,11 +3,15 @@ the reliability page cites are real, and no page sends a reader outside the repo
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
+import shlex
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sarn.cli import _parser
 from tests.conftest import ROOT
@@ -38,8 +42,23 @@ def test_every_relative_link_resolves(page: Path) -> None:
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_every_command_named_is_a_real_one(page: Path) -> None:
-    named = set(re.findall(r"python -m sarn ([a-z][a-z0-9-]*)", page.read_text(encoding="utf-8")))
+    """A command named is one of the CLI's; one quoted with its arguments would run as written (its
+    arguments parse), whether inline or in a code block."""
+    text = page.read_text(encoding="utf-8")
+    named = set(re.findall(r"python -m sarn\s+([a-z][a-z0-9-]*)", text))
     assert named <= _commands(), f"{page.name} names commands that do not exist: {named - _commands()}"
+    quoted = re.findall(r"`(?:\.venv/bin/)?python -m sarn\s+([^`]*)`", text)
+    quoted += re.findall(r"^(?:\.venv/bin/)?python -m sarn\s+(.*)$", "\n".join(
+        re.findall(r"^```(?:bash|sh)?\n(.*?)^```", text, re.MULTILINE | re.DOTALL)), re.MULTILINE)
+    for command in quoted:
+        args = shlex.split(command.split(" #")[0])
+        if len(args) > 1:
+            err = io.StringIO()
+            try:
+                with contextlib.redirect_stderr(err):
+                    _parser().parse_args(args)
+            except SystemExit:
+                pytest.fail(f"{page.name}: `python -m sarn {command}` does not run: {err.getvalue().strip()}")
 
 
 def test_the_tests_the_reliability_page_cites_exist() -> None:
@@ -59,3 +78,22 @@ def test_no_file_sends_a_reader_to_the_development_folders() -> None:
                  if not name.startswith(("tests/", ".ci/")) and (ROOT / name).is_file()
                  and "../shared" in (ROOT / name).read_text(encoding="utf-8", errors="ignore")]
     assert not offenders
+
+
+def test_the_documented_switch_to_the_papers_datasets_is_whole_and_valid() -> None:
+    """The README's switch and reproducing.md's are the same keys, and params.yaml with them applied
+    passes ``python -m sarn check``: no half-made switch that leaves a stage on data none builds."""
+    from sarn.checks import check_models
+    from sarn.params import validate
+
+    blocks = [re.search(rf"^## {heading}[^\n]*\n.*?```yaml\n(.*?)```", page.read_text(encoding="utf-8"),
+                        re.MULTILINE | re.DOTALL).group(1)
+              for page, heading in [(ROOT / "README.md", "The paper's datasets"),
+                                    (ROOT / "docs" / "reproducing.md", "The switch")]]
+    switches = [yaml.safe_load(block) for block in blocks]
+    assert switches[0] == switches[1]
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    for section, values in switches[0].items():
+        raw[section].update(values)
+    assert raw["experiment"]["datasets"] == ["electronics", "books", "taobao"]
+    check_models(validate(raw))

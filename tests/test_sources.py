@@ -1,7 +1,8 @@
 """Parsers of the published formats, the core filter and the raw stage of each source.
 
-Real rows come from ../shared/fixtures (tests that need them skip where it is absent);
-the rest use logs written out here.
+Real rows cut from the published files come from the folder ``SARN_FIXTURES`` names (by default
+the development machines' one); tests that need them skip where there is none. The rest use logs
+written out here.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import csv
 import gzip
 import io
 import json
+import os
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -28,8 +30,10 @@ from sarn.params import CoreSpec, DatasetSpec
 from tests.conftest import ROOT
 from tests.http_server import Served, serve
 
-FIXTURES = ROOT.parent / "shared" / "fixtures"
-needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason="../shared/fixtures is not on this machine")
+FIXTURES = Path(os.environ.get("SARN_FIXTURES", ROOT.parent / "shared" / "fixtures"))
+needs_fixtures = pytest.mark.skipif(
+    not FIXTURES.is_dir(), reason="no folder of rows cut from the published raw files (SARN_FIXTURES: one with "
+    "amazon/reviews_Electronics_5.head290.json.gz, its .truncated copy and taobao/UserBehavior.tail10k.csv)")
 WINDOW = [1511539200, 1512316799]
 
 
