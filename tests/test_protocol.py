@@ -216,6 +216,30 @@ def test_glorot_initialisation_starts_layers_as_tensorflow_does():
     assert any((m.bias != 0).any() for m in plain.modules() if isinstance(m, nn.Linear) and m.bias is not None)
 
 
+@pytest.mark.parametrize("name", ["sarn", "rn"])
+@pytest.mark.parametrize("scheme", ["glorot", "torch"])
+def test_a_layer_computed_in_parts_starts_as_the_one_layer_it_is(name: str, scheme: str) -> None:
+    """SARN's attention layer on [t ; g_ij] and RN's relation layer on [x_i ; x_j] run as one
+    nn.Linear a part; each part's bounds count the whole layer's fan-in (the code's one dense layer
+    of 2d inputs), not its own."""
+    from sarn.nn.init import SplitKernels
+
+    torch.manual_seed(0)
+    arch = yaml.safe_load((ROOT / "params.yaml").read_text())["models"][name]["architecture"]
+    net = build_model(name, 50, 8, {**arch, "dense_init": scheme})
+    split = [parts for m in net.modules() if isinstance(m, SplitKernels) for parts in m.kernel_parts()]
+    assert len(split) == (1 if name == "sarn" else 2)
+    for parts in split:
+        fan_in, fan_out = sum(p.in_features for p in parts), parts[0].out_features
+        assert fan_in == 2 * parts[0].in_features
+        bound = math.sqrt(6 / (fan_in + fan_out)) if scheme == "glorot" else 1 / math.sqrt(fan_in)
+        for part in parts:
+            assert 0.9 * bound < part.weight.abs().max() <= bound
+        biases = [part.bias for part in parts if part.bias is not None]
+        assert len(biases) == 1
+        assert (biases[0] == 0).all() if scheme == "glorot" else 0 < biases[0].abs().max() <= 1 / math.sqrt(fan_in)
+
+
 def test_atrank_adds_its_codes_l2_term_in_training_only():
     from tests.test_models import make_batch
 

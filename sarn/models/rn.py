@@ -45,6 +45,10 @@ class RN(RelationalModel):
         self.target = nn.Linear(d, relation_hidden, bias=False)  # the x_j half
         self.out = nn.Linear(relation_hidden, d)
 
+    def kernel_parts(self) -> list[tuple[nn.Linear, ...]]:
+        """The relation's first layer is one layer on ``[x_i ; x_j]``."""
+        return [(self.source, self.target)]
+
     def pair_vectors(self, history: torch.Tensor) -> tuple[MaterialisedPairs, None]:
         hidden = self.source(history).unsqueeze(2) + self.target(history).unsqueeze(1)
         return MaterialisedPairs(self.out(torch.relu(hidden))), None

@@ -63,6 +63,10 @@ class AttentiveMaxPool(nn.Module):
         self.pair = nn.Linear(dim, hidden, bias=False)  # the g half of W₁
         self.score = nn.Linear(hidden, 1)
 
+    def kernel_parts(self) -> list[tuple[nn.Linear, ...]]:
+        """W₁ is one layer on ``[t ; g_ij]`` (the code's dense layer of 2d inputs)."""
+        return [(self.query, self.pair)]
+
     def forward(
         self, target: torch.Tensor, pairs: Pairs, pair_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
