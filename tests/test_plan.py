@@ -80,7 +80,11 @@ def test_the_plan_counts_the_configured_runs_steps_and_evaluations(processed, tm
     ]:
         for run in runs:
             for choice in choices:
-                training = raw["models"][run]["training"]
+                if stage == "effects" and run not in raw["protocol_effects"]["choices"][choice].get("models", [run]):
+                    continue
+                training = {**raw["models"][run]["training"],
+                            **(raw["protocol_effects"]["choices"][choice].get("training", {}) if stage == "effects"
+                               else {})}
                 samples = stats["train_samples"] + (stats["valid_samples"] if choice == "split_90_10" else 0)
                 steps = math.ceil(samples / training["batch_size"])
                 epochs = training["epochs"]
@@ -88,7 +92,7 @@ def test_the_plan_counts_the_configured_runs_steps_and_evaluations(processed, tm
                 expected[(stage, "default", f"{run} ({choice})" if choice else run)] = (
                     seeds, seeds * epochs * steps, seeds * _evaluations(epochs, steps, eval_every))
     assert {key: value[:3] for key, value in rows.items()} == expected
-    assert len(expected) == 3 + 2 + 14 + 1  # seven choices on DIN and SARN
+    assert len(expected) == 3 + 2 + 15 + 1  # seven choices on DIN and SARN, the DIEN code's training on DIN
     total = sum(seeds for seeds, _, _ in expected.values())
     assert f"total: {len(expected)} run folders, {total} runs (seeds), " in out
     assert "NVIDIA H100 80GB HBM3: din 7.8 ms, sarn 21.9 ms a step" in out
