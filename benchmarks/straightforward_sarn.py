@@ -43,10 +43,13 @@ def reference_outputs(net: SARN, batch: Batch) -> dict[str, torch.Tensor]:
                         + net.pool.query.bias)
     pair_mask = mask[:, :, None] * mask[:, None, :]
     s = torch.sigmoid(hidden @ net.pool.score.weight.T + net.pool.score.bias).squeeze(-1) * pair_mask
-    user = torch.maximum((s[..., None] * g).reshape(b, -1, d).max(dim=1).values, x.new_zeros(d))
+    # The code's max-pools run over the whole padded batch, where padded pairs and positions are 0;
+    # ``always`` adds a zero vector to every row's.
+    floor = x.new_zeros(d) if net.max_pool_zero == "always" else x.new_full((d,), -torch.inf)
+    user = torch.maximum((s[..., None] * g).reshape(b, -1, d).max(dim=1).values, floor)
     count = mask.sum(dim=1, keepdim=True).clamp(min=1.0)
     mean = (x * mask[..., None]).sum(dim=1) / count
-    top = torch.maximum((x * mask[..., None]).max(dim=1).values, x.new_zeros(d))
+    top = torch.maximum((x * mask[..., None]).max(dim=1).values, floor)
     logit = net.head(torch.cat([t, user, t * mean, top, mean], dim=-1))
     out = {"relation": rel, "scores": s, "user": user, "logit": logit}
     if not net.training:

@@ -11,8 +11,8 @@ from benchmarks.straightforward_sarn import MaterialisedSARN, reference_outputs
 from sarn.batch import Batch
 from sarn.errors import ConfigError
 from sarn.models import MODELS, build_model, model_class
+from sarn.nn import masked_max, relation_combine
 from sarn.nn import relation as relation_module
-from sarn.nn import relation_combine
 from sarn.params import load
 from sarn.train.loop import click_loss
 from tests.conftest import ROOT
@@ -172,6 +172,24 @@ def test_a_learned_index0_enters_the_dien_codes_sums_over_the_batchs_padding(nam
             torch.testing.assert_close(summed, expected)
 
 
+@pytest.mark.parametrize("name", ["sarn", "rn"])
+def test_the_codes_max_pools_take_a_zero_only_from_a_historys_padding(name: str) -> None:
+    """``max_pool_zero: padded`` pools as the code does: a history as long as its batch's longest
+    has no padding, so no zero joins its max, and its prediction depends on that batch."""
+    net = model(name, max_pool_zero="padded")
+    warm_up(net)
+    assert net.batch_dependent and not model(name).batch_dependent
+    wider = make_batch([6, 2, 4], width=8, seed=3)
+    batch = Batch(**{f: v[:, :6] if v.dim() == 2 else v for f, v in vars(wider).items() if v is not None})
+    with torch.no_grad():
+        _, history, mask = net.embed(batch)
+        top = masked_max(history, mask, "padded")
+        assert (top[0] < 0).any() and (top[1:] >= 0).all()  # only the longest history has no padding
+        torch.testing.assert_close(top[1:], masked_max(history, mask)[1:])
+        assert not torch.allclose(net(wider).logit[0], net(batch).logit[0])  # padded to 8, row 0 meets a zero
+        torch.testing.assert_close(net(wider).logit[1:], net(batch).logit[1:])
+
+
 def test_unknown_model_name_lists_known_ones() -> None:
     known = "atrank, dien, din, gru, pnn, rn, sarn, wide_deep"
     with pytest.raises(ConfigError, match=f"unknown model 'bert'; known models: {known}"):
@@ -197,17 +215,19 @@ def test_sarn_relations_lie_in_unit_interval_and_vanish_on_padding() -> None:
         assert (view.scores[k, n:, :] == 0).all() and (view.scores[k, :, n:] == 0).all()
 
 
+@pytest.mark.parametrize("zero", ["always", "padded"])
 @pytest.mark.parametrize("materialised", [False, True], ids=["sarn", "sarn_materialised"])
 @pytest.mark.parametrize(("lengths", "seed"), [([6, 3, 8, 1, 0, 5], 8), ([7, 7, 7, 7], 11), ([9, 2, 5], 12)])
-def test_sarn_matches_the_straightforward_graph_in_float64(lengths: list[int], seed: int, materialised: bool) -> None:
+def test_sarn_matches_the_straightforward_graph_in_float64(lengths: list[int], seed: int, materialised: bool,
+                                                           zero: str) -> None:
     """Logits, every loss and every gradient agree with the reference graph on fresh inputs
     (the second batch has no padding, so pooled channels whose pairs are all negative meet
-    the zero vector without a padded pair to tie with); so do the benchmark's SARN with
-    materialised pairs."""
-    net = model("sarn", seed=seed, dtype=torch.float64)
+    the zero vector without a padded pair to tie with, or with ``padded`` as the code pools,
+    no zero at all); so do the benchmark's SARN with materialised pairs."""
+    net = model("sarn", seed=seed, dtype=torch.float64, max_pool_zero=zero)
     if materialised:
         torch.manual_seed(seed)
-        net = MaterialisedSARN(N_ITEMS, N_CATS, **ARCH["sarn"]).double()
+        net = MaterialisedSARN(N_ITEMS, N_CATS, **{**ARCH["sarn"], "max_pool_zero": zero}).double()
     net.train()
     batch = make_batch(lengths, seed=seed + 100)
     label = batch.label.double()
@@ -231,6 +251,8 @@ def test_sarn_matches_the_straightforward_graph_in_float64(lengths: list[int], s
 
     ref, ref_grads = run(lambda: reference_outputs(net, batch))
     mine, my_grads = run(ours)
+    if zero == "padded" and len(set(lengths)) == 1:  # no padding: no zero joins the max, as in the code
+        assert (mine["user"] < 0).any()
     for key, value in ref.items():
         err = (mine[key] - value).abs().max() / value.abs().max().clamp(min=1e-300)
         assert err < 1e-10, key

@@ -92,7 +92,7 @@ def test_the_plan_counts_the_configured_runs_steps_and_evaluations(processed, tm
                 expected[(stage, "default", f"{run} ({choice})" if choice else run)] = (
                     seeds, seeds * epochs * steps, seeds * _evaluations(epochs, steps, eval_every))
     assert {key: value[:3] for key, value in rows.items()} == expected
-    assert len(expected) == 3 + 2 + 15 + 1  # seven choices on DIN and SARN, the DIEN code's training on DIN
+    assert len(expected) == 3 + 2 + 16 + 1  # seven choices on DIN and SARN, one more on each
     total = sum(seeds for seeds, _, _ in expected.values())
     assert f"total: {len(expected)} run folders, {total} runs (seeds), " in out
     assert "NVIDIA H100 80GB HBM3: din 7.8 ms, sarn 21.9 ms a step" in out

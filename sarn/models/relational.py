@@ -28,6 +28,7 @@ from sarn.nn import (
     DenseInit,
     DiceEval,
     Index0,
+    MaxPoolZero,
     OutputHead,
     Pairs,
     masked_max,
@@ -64,16 +65,24 @@ class RelationalModel(CTRModel):
         dice_eval: DiceEval,
         dense_init: DenseInit,
         index0: Index0,
+        max_pool_zero: MaxPoolZero,
     ) -> None:
         super().__init__(n_items, n_categories, embedding_dim, dense_init, index0)
         d = self.item_dim
         self.alpha, self.beta = alpha, beta
-        self.pool = AttentiveMaxPool(d, attention_hidden)
+        self.max_pool_zero = max_pool_zero
+        self.pool = AttentiveMaxPool(d, attention_hidden, max_pool_zero)
         self.head = OutputHead(5 * d, head, "dice", batchnorm, dice_eval, bias=[True] + [False] * len(head))
         # Each extra loss's net exists only where its weight is positive (no idle parameters).
         self.regressor_in = nn.Linear(d, regressor_hidden) if alpha else None
         self.regressor_out = nn.Linear(regressor_hidden, 1) if alpha else None
         self.aux_net = ClickHead(2 * d, aux_hidden, batchnorm) if beta else None
+
+    @property
+    def batch_dependent(self) -> bool:
+        """Also where the max-pools take the zeros of padding: whether a history has any depends
+        on the batch's longest."""
+        return super().batch_dependent or self.max_pool_zero == "padded"
 
     def pair_vectors(self, history: torch.Tensor) -> tuple[Pairs, torch.Tensor | None]:
         """The pairs g of a history (B, L, d) and the relation R (B, L, L), or None."""
@@ -96,7 +105,7 @@ class RelationalModel(CTRModel):
         view = self.relational_view(batch)
         target, history, mask = view.target, view.history, view.mask
         mean = masked_mean(history, mask)
-        features = torch.cat([target, view.user, target * mean, masked_max(history, mask), mean], dim=-1)
+        features = torch.cat([target, view.user, target * mean, masked_max(history, mask, self.max_pool_zero), mean], dim=-1)
         logit = self.head(features)
         aux = self.extra_loss(batch, view) if self.training else self.no_aux_loss(logit)
         return ModelOutput(logit, aux)

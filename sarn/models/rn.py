@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from sarn.models.relational import RelationalModel
-from sarn.nn import BatchNormMode, DenseInit, DiceEval, Index0, MaterialisedPairs
+from sarn.nn import BatchNormMode, DenseInit, DiceEval, Index0, MaterialisedPairs, MaxPoolZero
 
 
 class RN(RelationalModel):
@@ -37,9 +37,10 @@ class RN(RelationalModel):
         dice_eval: DiceEval,
         dense_init: DenseInit,
         index0: Index0,
+        max_pool_zero: MaxPoolZero,
     ) -> None:
         super().__init__(n_items, n_categories, embedding_dim, attention_hidden, regressor_hidden, aux_hidden,
-                         head, alpha, beta, batchnorm, dice_eval, dense_init, index0)
+                         head, alpha, beta, batchnorm, dice_eval, dense_init, index0, max_pool_zero)
         d = self.item_dim
         self.source = nn.Linear(d, relation_hidden)  # the x_i half of the first layer
         self.target = nn.Linear(d, relation_hidden, bias=False)  # the x_j half

@@ -3,9 +3,9 @@
 Choices and deviations, all recorded in the report and in docs/protocol.md:
 - the loss scale of the code is kept: 0.5·BCE + α·L_reg + β·L_aux (the trainer supplies
   the click loss of every model, :mod:`sarn.models.relational` the two extra terms);
-- the max-pools always include one zero vector (the code includes the zeros of padding
-  only when a history is shorter than its batch's longest), so that a prediction does
-  not depend on its batch;
+- the max-pools always include one zero vector by default (the code includes the zeros of
+  padding only when a history is shorter than its batch's longest, ``max_pool_zero:
+  padded``), so that a prediction does not depend on its batch;
 - the attention and regressor first layers are applied per item and combined per pair
   (exact, by linearity of g_ij), instead of per pair, and no pair-sized tensor is kept
   for the backward pass (see :class:`sarn.nn.relation.SimilitudePairs` and
@@ -19,7 +19,15 @@ from __future__ import annotations
 import torch
 
 from sarn.models.relational import RelationalModel, RelationalView
-from sarn.nn import BatchNormMode, DenseInit, DiceEval, Index0, SimilitudePairs, SimilitudeRelation
+from sarn.nn import (
+    BatchNormMode,
+    DenseInit,
+    DiceEval,
+    Index0,
+    MaxPoolZero,
+    SimilitudePairs,
+    SimilitudeRelation,
+)
 
 
 class SARN(RelationalModel):
@@ -40,9 +48,10 @@ class SARN(RelationalModel):
         dice_eval: DiceEval,
         dense_init: DenseInit,
         index0: Index0,
+        max_pool_zero: MaxPoolZero,
     ) -> None:
         super().__init__(n_items, n_categories, embedding_dim, attention_hidden, regressor_hidden, aux_hidden,
-                         head, alpha, beta, batchnorm, dice_eval, dense_init, index0)
+                         head, alpha, beta, batchnorm, dice_eval, dense_init, index0, max_pool_zero)
         self.relation = SimilitudeRelation(self.item_dim, relation_dim)
 
     def pair_vectors(self, history: torch.Tensor) -> tuple[SimilitudePairs, torch.Tensor]:

@@ -7,7 +7,7 @@ from sarn.nn.head import BatchNorm, BatchNormMode, ClickHead, OutputHead
 from sarn.nn.init import DenseInit, init_dense
 from sarn.nn.recurrent import AUGRU, PaddedGRU, ResetGate
 from sarn.nn.relation import MaterialisedPairs, Pairs, SimilitudePairs, SimilitudeRelation, relation_combine
-from sarn.nn.sequence import masked_max, masked_mean, masked_sum
+from sarn.nn.sequence import MaxPoolZero, masked_max, masked_mean, masked_sum
 
 __all__ = [
     "AUGRU",
@@ -23,6 +23,7 @@ __all__ = [
     "Index0",
     "ItemEmbedding",
     "MaterialisedPairs",
+    "MaxPoolZero",
     "MultiHeadAttention",
     "OutputHead",
     "PaddedGRU",

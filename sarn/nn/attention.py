@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from sarn.nn.relation import Pairs, batch_slices
+from sarn.nn.sequence import MaxPoolZero
 
 # The reference code fills masked scores with -2**32 + 1 before the softmax: an
 # all-padding history then gets uniform weights over zero vectors instead of NaN.
@@ -48,8 +49,8 @@ class AttentiveMaxPool(nn.Module):
     """Attentive max-pooling over pair vectors (paper Fig. 3b, as the reference code does it).
 
     ``s_ij = sigmoid(w₂ · ReLU(W₁ [t ; g_ij] + b₁) + b₂)`` with no softmax; the pooled
-    user vector is the per-channel max of ``s_ij · g_ij`` over valid pairs and one zero
-    vector (see :func:`sarn.nn.sequence.masked_max` for why the zero is always there).
+    user vector is the per-channel max of ``s_ij · g_ij`` over valid pairs and a zero vector,
+    always or only where the row has padding (``zero``, as :func:`sarn.nn.sequence.masked_max`).
 
     A max passes its gradient to one pair per channel only, so the (B, L, L, d) products
     are formed without autograd to find that pair, and only the chosen products are
@@ -57,8 +58,9 @@ class AttentiveMaxPool(nn.Module):
     zero), without keeping two pair-sized tensors for the backward pass.
     """
 
-    def __init__(self, dim: int, hidden: int) -> None:
+    def __init__(self, dim: int, hidden: int, zero: MaxPoolZero = "always") -> None:
         super().__init__()
+        self.zero = zero
         self.query = nn.Linear(dim, hidden)  # the t half of W₁, carrying b₁
         self.pair = nn.Linear(dim, hidden, bias=False)  # the g half of W₁
         self.score = nn.Linear(hidden, 1)
@@ -77,8 +79,8 @@ class AttentiveMaxPool(nn.Module):
             b, length, _ = scores.shape
             index = torch.cat([(pairs.full(rows) * scores[rows].unsqueeze(-1)).flatten(1, 2).argmax(dim=1)
                                for rows in batch_slices(b, length * length * target.shape[-1])])
-        pooled = scores.flatten(1).gather(1, index) * pairs.select(index)
-        return pooled.clamp(min=0.0), scores
+        pooled = scores.flatten(1).gather(1, index) * pairs.select(index)  # a padded pair's product is 0
+        return (pooled.clamp(min=0.0) if self.zero == "always" else pooled), scores
 
 
 class MultiHeadAttention(nn.Module):

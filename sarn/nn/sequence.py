@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
+
+# Where a zero vector joins a max-pool: ``always`` one, whatever the batch; ``padded`` the zeros
+# of padding, as the reference code pools: only a history shorter than its batch's longest has any.
+MaxPoolZero = Literal["always", "padded"]
 
 
 def masked_sum(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -16,12 +22,13 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return masked_sum(x, mask) / count
 
 
-def masked_max(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Per-channel max over the valid positions and one zero vector.
+def masked_max(x: torch.Tensor, mask: torch.Tensor, zero: MaxPoolZero = "always") -> torch.Tensor:
+    """Per-channel max over the valid positions and a zero vector (see :data:`MaxPoolZero`).
 
     The reference code takes the max over the whole padded batch, so the zeros of
-    padding join the max whenever a history is shorter than the batch's longest. We
-    always include exactly one zero: the result then equals the reference's for every
+    padding join the max whenever a history is shorter than the batch's longest. By
+    default one zero always joins: the result then equals the reference's for every
     padded sample and no longer depends on which other samples share the batch.
     """
-    return (x * mask.unsqueeze(-1)).amax(dim=1).clamp(min=0.0)
+    pooled = (x * mask.unsqueeze(-1)).amax(dim=1)  # a padded position gives its zero
+    return pooled.clamp(min=0.0) if zero == "always" else pooled
