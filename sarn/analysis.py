@@ -82,7 +82,9 @@ def _user_row(params: Params, meta: dict, test: dict[str, np.ndarray]) -> int:
 
 def _user_batch(test: dict[str, np.ndarray], row: int, max_len: int) -> Batch:
     """The user's negative and positive samples (same history, cut to the latest ``max_len``
-    clicks) as one batch, made as training makes its batches (context feature included)."""
+    clicks) as one batch, made as training makes its batches (context feature included). It has
+    no padding: with ``max_pool_zero: padded`` no zero joins its max-pools, as in the code's
+    batch of these two samples alone."""
     samples = DeviceSamples(test, torch.device("cpu"), max_len)
     width = int(min(test["length"][row], max_len))
     return samples.batch(BatchIndex(torch.tensor([row, row + 1]), width))

@@ -48,8 +48,9 @@ def test_every_command_named_is_a_real_one(page: Path) -> None:
     named = set(re.findall(r"python -m sarn\s+([a-z][a-z0-9-]*)", text))
     assert named <= _commands(), f"{page.name} names commands that do not exist: {named - _commands()}"
     quoted = re.findall(r"`(?:\.venv/bin/)?python -m sarn\s+([^`]*)`", text)
-    quoted += re.findall(r"^(?:\.venv/bin/)?python -m sarn\s+(.*)$", "\n".join(
-        re.findall(r"^```(?:bash|sh)?\n(.*?)^```", text, re.MULTILINE | re.DOTALL)), re.MULTILINE)
+    shell = "\n".join(body for language, body in re.findall(r"^```(\w*)\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+                      if language in ("", "bash", "sh"))
+    quoted += re.findall(r"^(?:\.venv/bin/)?python -m sarn[ \t]+(.*)$", shell, re.MULTILINE)
     for command in quoted:
         args = shlex.split(command.split(" #")[0])
         if len(args) > 1:

@@ -145,7 +145,8 @@ def test_plan_refuses_a_negative_probe(tmp_path) -> None:
 
 def test_each_protocol_effects_choice_is_probed_as_itself(processed, monkeypatch, capsys) -> None:
     """A choice that changes the model (here Dice on the batch's statistics) is timed with its own
-    settings, not its run's; runs with the same settings are probed once."""
+    settings, not its run's; runs whose settings differ in no step's cost (a learning-rate
+    schedule) are probed once."""
     from sarn.plan import bill
     from sarn.plan.probe import Probe, Timing
 
@@ -163,6 +164,8 @@ def test_each_protocol_effects_choice_is_probed_as_itself(processed, monkeypatch
     batch_dice = next(run for run in runs if run.label == "din (batch_dice)")
     assert batch_dice.spec.architecture["dice_eval"] == "batch" != params.models["din"].architecture["dice_eval"]
     assert (batch_dice.spec.model_dump_json(), batch_dice.max_len) in probed
+    by_label = {(run.stage, run.label): run for run in runs}
+    assert bill.probe_key(by_label[("effects", "din (lr_decay)")]) == bill.probe_key(by_label[("train", "din")])
     assert "din (batch_dice)" in capsys.readouterr().out
 
 

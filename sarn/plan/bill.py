@@ -66,11 +66,15 @@ def planned_runs(params: Params) -> list[PlannedRun]:
     ]
 
 
+# Training settings that set values or counts, not what a step or an evaluation does.
+_NOT_A_STEPS_COST = {"lr", "lr_schedule", "epochs", "train_on"}
+
+
 def probe_key(run: PlannedRun) -> tuple[str, str, int]:
-    """Runs probed once between them: the same dataset, settings and history length. A
-    protocol-effects choice is probed as itself: TensorFlow's GRU cell, a learned index 0 or
-    shuffled batches each change what a step costs."""
-    return run.dataset, run.spec.model_dump_json(), run.max_len
+    """Runs probed once between them: the same dataset, history length and settings but those of
+    :data:`_NOT_A_STEPS_COST`. A protocol-effects choice that changes anything else is probed as
+    itself: TensorFlow's GRU cell, a learned index 0 or shuffled batches each change a step's cost."""
+    return run.dataset, run.spec.model_dump_json(exclude={"training": _NOT_A_STEPS_COST}), run.max_len
 
 
 @dataclass(frozen=True)
