@@ -284,7 +284,7 @@ def test_protocol_effects_not_listed_for_a_dataset_leave_a_folder_that_says_so(s
 
 
 def test_protocol_effects_of_a_dataset_the_experiment_does_not_list_are_not_run(params_dict, tmp_path):
-    """Switching experiment.datasets to the paper's datasets stays one edit: the embedded default's
+    """Switching to the paper's datasets needs no edit to protocol_effects: the embedded default's
     effects are left out, not refused, and the plan counts none of them."""
     params_dict["experiment"]["datasets"] = ["electronics"]
     params_dict["table3"]["datasets"] = ["electronics"]

@@ -154,6 +154,8 @@ def test_the_figure_stages_run_on_a_click_log_with_a_context_column(tmp_path, mo
                                                                 "test": 0.1}, "negative_drop": 0.0, "seed": 0},
         "training": {"max_len": 8, "eval_every_samples": None},
     }
+    params["experiment"]["datasets"] = ["mine"]  # the figures draw a dataset the pipeline builds
+    params["table3"]["datasets"] = ["mine"]
     params["figures"].update(dataset="mine", categories=["C0", "C1"], min_history=4)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
@@ -193,6 +195,8 @@ def test_a_labeled_log_with_context_runs_through_every_stage_and_reports_auc_onl
         "training": {"max_len": 10, "eval_every_samples": None},
     }
     params["experiment"].update(datasets=["mine"], n_seeds=1)
+    params["table3"]["datasets"] = ["mine"]  # the sweep and the figures use data the pipeline builds
+    params["figures"].update(dataset="mine", categories=["C0"])
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     for argv in (["raw", "--dataset", "mine", "--out", "data/raw/mine"],
