@@ -44,9 +44,12 @@ def init_as_one_layer_(parts: tuple[nn.Linear, ...], scheme: DenseInit) -> None:
     with torch.no_grad():
         for part in parts:
             part.weight.uniform_(-bound, bound)
-            if part.bias is not None:
-                part.bias.zero_() if scheme == "glorot" else part.bias.uniform_(-1.0 / math.sqrt(fan_in),
-                                                                               1.0 / math.sqrt(fan_in))
+            if part.bias is None:
+                continue
+            if scheme == "glorot":
+                part.bias.zero_()
+            else:
+                part.bias.uniform_(-1.0 / math.sqrt(fan_in), 1.0 / math.sqrt(fan_in))
 
 
 def glorot_block_(weight: torch.Tensor, fan_in: int, fan_out: int) -> None:
