@@ -79,10 +79,21 @@ def test_a_second_run_stops_at_once_naming_the_first(project, capsys, caplog) ->
     assert _record(project) == {"driver": None, "jobs": []}
 
 
+def _exec_done(proc: subprocess.Popen, argv: list[str]) -> psutil.Process:
+    """``proc`` once it runs ``argv``: just after the fork its command line is still its parent's
+    or empty, and a holder described then would be named wrongly."""
+    deadline = time.monotonic() + 10
+    process = psutil.Process(proc.pid)
+    while process.cmdline() != argv:
+        assert time.monotonic() < deadline, f"{argv} did not start"
+        time.sleep(0.01)
+    return process
+
+
 def test_the_jobs_of_one_driver_share_the_lock_and_refuse_another(project, capsys, monkeypatch) -> None:
     ours, theirs = subprocess.Popen(["sleep", "300"]), subprocess.Popen(["sleep", "301"])
     try:
-        described = {proc: json.dumps(asdict(Holder.of(psutil.Process(proc.pid)))) for proc in (ours, theirs)}
+        described = {proc: json.dumps(asdict(Holder.of(_exec_done(proc, proc.args)))) for proc in (ours, theirs)}
         holder = _hold(project, {DRIVER_ENV: described[ours]})
         monkeypatch.setenv(DRIVER_ENV, described[ours])  # a second job of the same run
         assert main(STAGE) == 0
