@@ -54,6 +54,7 @@ def test_table2_statistics_test_and_paper_numbers(tmp_path) -> None:
     assert pd.isna(sarn_row.auc_p_vs_sarn)
     assert din_row.paper_auc == 0.8523 and sarn_row.paper_logloss == 0.2283
     assert din_row.auc_minus_paper == pytest.approx(np.mean(din) - 0.8523)
+    assert din_row.dien_paper_auc == 0.7603 and pd.isna(sarn_row.dien_paper_auc)  # the DIEN paper ran no SARN
     assert din_row.auc_testsel_mean == pytest.approx(np.mean(din) + 0.01)
     assert din_row.logloss_testsel_mean == pytest.approx(0.45)
     assert din_row.logloss_paper_scale_mean == pytest.approx(0.5 * 0.55)

@@ -24,7 +24,7 @@ _STATS = ("mean", "std")
 # code reports it (the mean over the one-hot (B, 2) matrix: 0.5 · BCE).
 TABLE2_COLUMNS = ["dataset", "model", "n_runs"] + [
     f"{m}_{s}" for m in METRICS for s in _STATS
-] + ["best_epoch_mean", "auc_p_vs_sarn", "paper_auc", "paper_logloss", "auc_minus_paper"] + [
+] + ["best_epoch_mean", "auc_p_vs_sarn", "paper_auc", "paper_logloss", "auc_minus_paper", "dien_paper_auc"] + [
     f"{m}_testsel_{s}" for m in METRICS for s in _STATS
 ] + ["logloss_paper_scale_mean", "logloss_paper_scale_std", "n_flagged"]
 # n_flagged: how many of the n_runs seeds diverged (runs.csv: ``diverged`` says why); they
@@ -80,6 +80,7 @@ def _summarise(dataset: str, model: str, runs: pd.DataFrame, reference: pd.DataF
     paper_auc, paper_logloss = paper.table2().get((dataset, model), (None, None))
     row["paper_auc"], row["paper_logloss"] = paper_auc, paper_logloss
     row["auc_minus_paper"] = row["auc_mean"] - paper_auc if paper_auc is not None else None
+    row["dien_paper_auc"] = paper.dien_paper_auc().get((dataset, model))
     row |= {k: v for k, v in _metric_summary(runs, "testsel_test_{metric}", "{metric}_testsel").items()
             if k not in ("n_runs", "n_flagged")}
     half = None if row["logloss_mean"] is None else (0.5 * row["logloss_mean"], 0.5 * row["logloss_std"])

@@ -46,6 +46,7 @@ def table2_display(table: pd.DataFrame) -> pd.DataFrame:
         **{"p (AUC vs SARN)": _num(table.auc_p_vs_sarn, ".2g"),
            TEST_SELECTED: _pm(table.auc_testsel_mean, table.auc_testsel_std),
            "paper AUC": _num(table.paper_auc, ".4f"),
+           "DIEN paper AUC": _num(table.dien_paper_auc, ".4f"),
            PAPER_SCALE: _pm(table.logloss_paper_scale_mean, table.logloss_paper_scale_std),
            "paper LogLoss": _num(table.paper_logloss, ".4f"),
            DIVERGED: [f"{k} of {n}" if k else ""
@@ -54,6 +55,8 @@ def table2_display(table: pd.DataFrame) -> pd.DataFrame:
     values = ["AUC", "LogLoss", "gAUC", "p (AUC vs SARN)", TEST_SELECTED]
     if table.paper_auc.notna().any():
         values += ["paper AUC", PAPER_SCALE, "paper LogLoss"]
+    if table.dien_paper_auc.notna().any():
+        values.append("DIEN paper AUC")
     if table.n_flagged.any():
         values.append(DIVERGED)
     wide = cells.pivot(index="model", columns="dataset", values=values)

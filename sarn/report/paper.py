@@ -1,4 +1,5 @@
-"""The SARN paper's Tables I to III as data (``paper.yaml``, which says where each number comes from)."""
+"""The SARN paper's Tables I to III as data, and the DIEN paper's AUC of DIN and DIEN on the same
+Amazon data (``paper.yaml``, which says where each number comes from)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,12 @@ def table2() -> dict[tuple[str, str], tuple[float, float | None]]:
     """(dataset, model) → (AUC, LogLoss); ATRank's LogLoss is not reported."""
     return {(dataset, model): tuple(row) for dataset, models in _numbers()["table2"].items()
             for model, row in models.items()}
+
+
+def dien_paper_auc() -> dict[tuple[str, str], float]:
+    """(dataset, model) → the DIEN paper's AUC, for DIN and DIEN on Electronics and Books."""
+    return {(dataset, model): auc for dataset, models in _numbers()["dien_paper_auc"].items()
+            for model, auc in models.items()}
 
 
 def table3() -> dict[tuple[str, str], dict[int, float]]:
