@@ -5,8 +5,9 @@ Electronics' size.
 
 Training steps of each model on part 6's two kinds of batches (the embedded default's, with
 tables of about 2,000 items, and part 3's Electronics-sized ones, with tables of 63,001 items
-whose dense Adam update every step is the biggest array work), with torch's Adam as the CPU
-ran it before (``fused=None``: the multi-tensor form) and fused, as the pipeline runs it now
+whose dense Adam update every step is the biggest array work), with the pipeline's Adam
+(:class:`sarn.train.optim.TensorFlowAdam`) in the form the CPU ran before (``fused=None``:
+the multi-tensor form) and fused, as the pipeline runs it now
 (:func:`sarn.train.loop.make_optimizer`). Both forms train the same model from the same
 weights on the same batches (spread over an epoch) in one process, in ``--turns`` turns that
 alternate which goes first; each keeps its fastest turn.
@@ -35,6 +36,7 @@ from benchmarks.training.samples import DATA, cached_samples, load_cached
 from sarn.params import Params, Precision
 from sarn.train.batching import DeviceSamples
 from sarn.train.loop import train_step
+from sarn.train.optim import TensorFlowAdam
 
 OPTIMIZER_MODELS = ("wide_deep", "gru", "din", "dien", "sarn")  # the rows of --models this part runs
 FORMS = {"multi-tensor": None, "fused": True}
@@ -56,7 +58,7 @@ def optimizer_row(params: Params, name: str, samples_file: str, steps: int, turn
         for form in (list(FORMS) if turn % 2 == 0 else list(FORMS)[::-1]):
             torch.manual_seed(0)
             net = build_row_model(params, name, meta["n_items"], meta["n_categories"], device)
-            optimizer = torch.optim.Adam(net.parameters(), lr=spec.lr, fused=FORMS[form])
+            optimizer = TensorFlowAdam(net.parameters(), lr=spec.lr, fused=FORMS[form])
             net.train()
             for part in batches[:WARM_UP_STEPS]:
                 train_step(net, optimizer, samples.batch(part), spec, precision)

@@ -28,6 +28,7 @@ from sarn.params import CompileMode, EpochDecay, Precision, TrainingSpec
 from sarn.train.batching import BatchIndex, DeviceSamples
 from sarn.train.metrics import evaluate as evaluate_split
 from sarn.train.negatives import NegativeSampler
+from sarn.train.optim import TensorFlowAdam
 
 log = logging.getLogger(__name__)
 
@@ -78,11 +79,12 @@ def evaluation_batches(model: CTRModel, spec: TrainingSpec, eval_batch_size: int
 
 
 def make_optimizer(model: CTRModel, spec: TrainingSpec) -> torch.optim.Optimizer:
-    """The configured optimizer. Adam runs fused (one kernel for all parameters) on every device: on
-    the CPU that makes an Electronics-sized step 1.2 to 2.3 times faster, most of it in the dense
-    update of the item table (docs/benchmarks.md, "The optimizer")."""
+    """The configured optimizer. Adam is TensorFlow's (:class:`TensorFlowAdam`, as both reference
+    codes train) and runs fused (one kernel for all parameters) on every device: on the CPU that
+    makes an Electronics-sized step 1.2 to 2.3 times faster, most of it in the dense update of
+    the item table (docs/benchmarks.md, "The optimizer")."""
     if spec.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=spec.lr, fused=True)
+        return TensorFlowAdam(model.parameters(), lr=spec.lr, fused=True)
     return torch.optim.SGD(model.parameters(), lr=spec.lr)
 
 
