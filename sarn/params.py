@@ -74,7 +74,8 @@ class UserSplitSpec(_Strict):
 
 
 class TimeSplitSpec(_Strict):
-    """Split by time: samples at or after ``cutoff`` (seconds) are the test set; the users
+    """Split by time: samples after ``cutoff`` (seconds) are the test set (the SARN code's
+    time-split script compares with ``>``); the users
     of earlier samples are split into train and validation by the ``valid`` share."""
 
     by: Literal["time"]

@@ -94,13 +94,7 @@ def test_samples_follow_the_protocol() -> None:
     # users are numbered in sorted order of their raw ids.
     kept = sorted(EXPECTED)
     assert sorted(seen_users) == sorted(np.repeat(range(len(kept)), 2).tolist())
-    # The vocabulary holds the items of training targets (positives and sampled
-    # negatives), training histories and their sampled negatives.
-    train = splits["train"]
-    train_items = set(_decode(meta, train["item"], "item_ids"))
-    for row in range(train["label"].size):
-        for key in ("hist_item", "neg_item"):
-            train_items.update(_decode(meta, train[key][row, : train["length"][row]], "item_ids"))
+    train_items = set(meta["ids"]["item_ids"])  # test_vocabulary_comes_from_training_users_only
     for name, arrays in splits.items():
         for row in range(arrays["label"].size):
             user = kept[arrays["user"][row]]
@@ -133,12 +127,23 @@ def test_samples_follow_the_protocol() -> None:
 
 
 def test_vocabulary_comes_from_training_users_only() -> None:
-    splits, meta = build_samples(_log(), _protocol())
-    train = splits["train"]
-    used = set(train["item"].tolist()) | set(train["hist_item"].ravel().tolist())
-    used |= set(train["neg_item"].ravel().tolist())
-    assert set(range(1, meta["n_items"])) == used - {0}
-    assert meta["n_items"] == len(meta["ids"]["item_ids"]) + 1
+    """The items of the training targets (positives and sampled negatives) and of the training
+    users' whole histories, the part cut off by ``max_len`` included, as the reference counts
+    its training file; not the history negatives, which are drawn from every user's clicks."""
+    log = pd.read_csv(io.StringIO(LOG), dtype=str).astype({"timestamp": np.int64})
+    for max_len in (4, 2):
+        splits, meta = build_samples(_log(), _protocol(max_len=max_len))
+        train = splits["train"]
+        users = {meta["ids"]["user_ids"][u] for u in train["user"]}
+        earlier = log[log.user_id.isin(users)].sort_values("timestamp", kind="stable").groupby("user_id").head(-1)
+        expected = set(_decode(meta, train["item"], "item_ids")) | set(earlier.item_id)
+        assert set(meta["ids"]["item_ids"]) == expected
+        assert meta["n_items"] == len(expected) + 1
+        assert (train["full_length"] == [len(earlier[earlier.user_id == meta["ids"]["user_ids"][u]])
+                                         for u in train["user"]]).all()
+        assert (train["length"] == np.minimum(train["full_length"], max_len)).all()
+    negatives_only = set(_decode(meta, train["neg_item"].ravel(), "item_ids")) - expected - {None}
+    assert not negatives_only
 
 
 def test_the_same_seed_gives_the_same_samples_and_another_seed_another_split() -> None:
@@ -258,14 +263,14 @@ def test_a_log_with_labels_gives_every_impression_split_by_time() -> None:
     assert sorted(map(sorted, early_users)) == [["a"], ["b"]]  # one user each, by the valid share
     train = _decoded(meta, splits["train"])
     assert train | _decoded(meta, splits["valid"]) == LABELED_EXPECTED["early"]
-    # Ids outside the training vocabulary (targets, histories and their sampled
-    # negatives) are unknown (None) in the test set; the rest decode exactly.
+    # Ids outside the training vocabulary (targets and histories) are unknown (None) in the
+    # test set; the rest decode exactly.
     known_items = set(meta["ids"]["item_ids"])
     assert {i for s in train for i in (s[1], *s[4])} <= known_items
     expected_test = {(u, i if i in known_items else None, y, c, tuple(h if h in known_items else None for h in hist))
                      for u, i, y, c, hist in LABELED_EXPECTED["test"]}
     assert _decoded(meta, splits["test"]) == expected_test
-    assert (splits["test"]["timestamp"] >= 45).all() and (splits["train"]["timestamp"] < 45).all()
+    assert (splits["test"]["timestamp"] > 45).all() and (splits["train"]["timestamp"] <= 45).all()
 
 
 def test_negative_drop_thins_training_negatives_only() -> None:
@@ -294,9 +299,10 @@ def test_labels_need_a_time_split_and_click_logs_no_negative_drop() -> None:
 
 
 def test_split_by_time_sends_late_targets_to_test() -> None:
-    splits, meta = build_samples(_log(), _protocol(split={"by": "time", "cutoff": 40, "valid": 0.25}))
+    splits, meta = build_samples(_log(), _protocol(split={"by": "time", "cutoff": 50, "valid": 0.25}))
     users = meta["ids"]["user_ids"]
-    # Targets at or after 40: ann (60), eve (50); the others (cat 9, dan 6, zed 5) are early.
-    assert sorted({users[u] for u in splits["test"]["user"]}) == ["ann", "eve"]
+    # Targets after 50, strictly (the reference compares with >): ann (60); eve's at 50 and the
+    # others (cat 9, dan 6, zed 5) are early.
+    assert sorted({users[u] for u in splits["test"]["user"]}) == ["ann"]
     early = [users[u] for s in ("train", "valid") for u in splits[s]["user"]]
-    assert sorted(set(early)) == ["cat", "dan", "zed"] and splits["valid"]["label"].size == 2
+    assert sorted(set(early)) == ["cat", "dan", "eve", "zed"] and splits["valid"]["label"].size == 2

@@ -34,7 +34,7 @@ def random_samples(size: int, length: int, n_items: int, n_categories: int, devi
         "user": np.arange(size), "item": rng.integers(1, n_items, size, dtype=np.int32),
         "category": rng.integers(1, n_categories, size, dtype=np.int32),
         "timestamp": np.full(size, 1_400_000_000), "label": rng.integers(0, 2, size).astype(np.float32),
-        "length": np.full(size, length),
+        "length": np.full(size, length), "full_length": np.full(size, length),
         "hist_timestamp": 1_400_000_000 - rng.integers(0, 10**7, (size, length)), **hist}, device)
 
 

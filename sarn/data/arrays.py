@@ -16,7 +16,7 @@ import numpy as np
 from sarn.atomic import atomic_path
 from sarn.errors import DataError
 
-SCHEMA_VERSION = 2  # 2: raw ids moved from meta.json to ids.npz; optional context
+SCHEMA_VERSION = 3  # 2: raw ids moved from meta.json to ids.npz; optional context; 3: full_length
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 
 

@@ -10,13 +10,14 @@ Steps (docs/protocol.md, "Samples", says where each departs from the reference s
 3. the history of a sample is the user's earlier clicks; samples with fewer than
    ``min_history`` are dropped;
 4. split by user (seeded shares; the reference's split_by_user.py sends a tenth of the
-   users to test and has no validation set), or by time: samples at or after the cutoff
+   users to test and has no validation set), or by time: samples after the cutoff
    are the test set and the users of earlier ones are split into train and validation
    (the reference's time-split script instead emits every prefix of a sequence as a
    sample). With labels, a ``negative_drop`` share of the training negatives is dropped
    at random;
-5. vocabularies come from the training part only (targets, histories and their sampled
-   negatives), index 0 meaning padding or unknown;
+5. vocabularies come from the training part only (targets and whole histories, before the
+   cut to ``max_len``, as the reference counts its training file), index 0 meaning padding
+   or unknown;
 6. histories keep the latest ``max_len`` clicks, and every history position also gets a
    sampled negative item (for the auxiliary losses of DIEN and SARN; training may draw
    them anew every epoch from ``negative_pool``, as the reference iterator does).
@@ -90,6 +91,7 @@ class _Samples:
     context: np.ndarray | None
     row: np.ndarray  # per history unit
     length: np.ndarray  # per history unit: history length kept (at most max_len)
+    full_length: np.ndarray  # per history unit: history length before the cut
     paired: bool
 
     def unit(self, index: np.ndarray) -> np.ndarray:
@@ -111,12 +113,13 @@ def _candidates(log: _SortedLog, protocol: ProtocolSpec, rng: np.random.Generato
     if rows.size == 0:
         raise DataError(f"no sample has at least {protocol.min_history} earlier clicks (protocol.min_history); "
                         f"the log has {user_start.size} users")
-    length = np.minimum(prior, protocol.max_len).astype(np.int32)
+    full_length = prior.astype(np.int32)
+    length = np.minimum(full_length, protocol.max_len)
     context = None if log.context is None else log.context[rows]
     if log.label is not None:
         return _Samples(user=log.user[rows], item=log.item[rows], category=log.category[rows],
                         label=log.label[rows].astype(np.int64), timestamp=log.timestamp[rows], context=context,
-                        row=rows, length=length, paired=False)
+                        row=rows, length=length, full_length=full_length, paired=False)
     negatives = _draw_negatives(rng, log, log.item[rows])
     pair = np.repeat(np.arange(rows.size), 2)
     item, category = log.item[rows][pair], log.category[rows][pair]
@@ -124,7 +127,7 @@ def _candidates(log: _SortedLog, protocol: ProtocolSpec, rng: np.random.Generato
     return _Samples(user=log.user[rows][pair], item=item, category=category,
                     label=np.tile(np.array([0, 1], dtype=np.int64), rows.size),
                     timestamp=log.timestamp[rows][pair], context=None if context is None else context[pair],
-                    row=rows, length=length, paired=True)
+                    row=rows, length=length, full_length=full_length, paired=True)
 
 
 def _draw_negatives(rng: np.random.Generator, log: _SortedLog, avoid_items: np.ndarray) -> np.ndarray:
@@ -143,7 +146,7 @@ def _split(samples: _Samples, protocol: ProtocolSpec, rng: np.random.Generator) 
     """Sample indices of each part."""
     split = protocol.split
     if isinstance(split, TimeSplitSpec):
-        late = samples.timestamp >= split.cutoff
+        late = samples.timestamp > split.cutoff  # the reference's `if int(dt) > cutoff`
         early_users = np.unique(samples.user[~late])
         valid_users = rng.permutation(early_users)[: round(split.valid * early_users.size)]
         in_valid = ~late & np.isin(samples.user, valid_users)
@@ -175,6 +178,31 @@ def _history_rows(log: _SortedLog, samples: _Samples, width: int) -> np.ndarray:
     valid = offset < samples.length[:, None]
     position = np.where(valid, end[:, None] - samples.length[:, None] + offset, 0)
     return np.where(valid, log.click_rows(position), -1).astype(np.int32)
+
+
+def _history_codes(log: _SortedLog, samples: _Samples, units: np.ndarray, n_items: int, n_categories: int,
+                   chunk: int = 1 << 24) -> tuple[np.ndarray, np.ndarray]:
+    """Which item and category codes occur in the whole history of some unit in ``units``,
+    before any cut (the reference's vocabulary counts the training file's full history lines).
+
+    A user's histories all start at its first click, so their union runs from there to the
+    latest one's end: one interval per user, marked on the clicks in one int8 array."""
+    end = log.clicks_before_row(samples.row[units]).astype(np.int64)
+    begin = end - samples.full_length[units]
+    order = np.lexsort((end, begin))
+    begin, end = begin[order], end[order]
+    latest = np.r_[begin[1:] != begin[:-1], True] & (end > begin)
+    edges = np.zeros(log.n_clicks + 1, dtype=np.int8)
+    edges[begin[latest]] += 1  # distinct: one interval per user, users' intervals disjoint
+    edges[end[latest]] -= 1
+    covered = np.cumsum(edges[:-1], dtype=np.int8).astype(bool)
+    del edges
+    items, categories = np.zeros(n_items, dtype=bool), np.zeros(n_categories, dtype=bool)
+    for start in range(0, covered.size, chunk):  # bounded memory on a Taobao-sized log
+        rows = log.click_rows(np.flatnonzero(covered[start : start + chunk]).astype(np.int32) + np.int32(start))
+        items[log.item[rows]] = True
+        categories[log.category[rows]] = True
+    return items, categories
 
 
 def _index(vocab: np.ndarray, size: int) -> np.ndarray:
@@ -244,12 +272,12 @@ def build_samples(log: pd.DataFrame, protocol: ProtocolSpec, on_split: SplitSink
     neg_rows[filled] = _draw_negatives(history_rng, sorted_log, sorted_log.item[hist_rows[filled]])
     del filled
 
-    train, train_units = parts["train"], np.unique(samples.unit(parts["train"]))
-    train_hist = np.concatenate([hist_rows[train_units].ravel(), neg_rows[train_units].ravel()])
-    train_hist = train_hist[train_hist >= 0]
-    vocab_items = np.unique(np.concatenate([samples.item[train], sorted_log.item[train_hist]]))
-    vocab_cats = np.unique(np.concatenate([samples.category[train], sorted_log.category[train_hist]]))
-    del train_hist
+    train = parts["train"]
+    seen_items, seen_cats = _history_codes(sorted_log, samples, np.unique(samples.unit(train)),
+                                           ids["item_id"].size, ids["category_id"].size)
+    vocab_items = np.union1d(samples.item[train], np.flatnonzero(seen_items))
+    vocab_cats = np.union1d(samples.category[train], np.flatnonzero(seen_cats))
+    del seen_items, seen_cats
     item_index, cat_index = _index(vocab_items, ids["item_id"].size), _index(vocab_cats, ids["category_id"].size)
     vocab_contexts = np.unique(samples.context[train]) if samples.context is not None else None
     user_codes = np.unique(samples.user)
@@ -268,6 +296,7 @@ def build_samples(log: pd.DataFrame, protocol: ProtocolSpec, on_split: SplitSink
             "label": samples.label[idx],
             "timestamp": samples.timestamp[idx].astype(np.int64),
             "length": samples.length[units].astype(np.int64),
+            "full_length": samples.full_length[units].astype(np.int64),
             "hist_item": _gather(h, sorted_log.item, item_index),
             "hist_category": _gather(h, sorted_log.category, cat_index),
             "hist_timestamp": _gather(h, sorted_log.timestamp).astype(np.int64),

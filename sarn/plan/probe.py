@@ -63,7 +63,7 @@ def generated_samples(lengths: np.ndarray, width: int, meta: dict, rng: np.rando
     return {"user": np.arange(size), "item": rng.integers(1, n_items, size, dtype=np.int32),
             "category": rng.integers(1, n_categories, size, dtype=np.int32),
             "timestamp": np.full(size, 1_400_000_000), "label": rng.integers(0, 2, size).astype(np.float32),
-            "length": lengths, "hist_timestamp": 1_400_000_000 - rng.integers(0, 10**7, (size, width)),
+            "length": lengths, "full_length": lengths, "hist_timestamp": 1_400_000_000 - rng.integers(0, 10**7, (size, width)),
             **hist, **context}
 
 

@@ -40,7 +40,8 @@ class DeviceSamples:
         self.user = arrays["user"]
         self.label = arrays["label"].astype(np.float64)
         self._length = torch.as_tensor(length)  # on the host: batch widths without a device sync
-        self._stored_length = torch.as_tensor(arrays["length"])  # what the reference iterator sorts by
+        # What the reference iterator sorts its buffers by: the length of the whole history line.
+        self._sort_length = torch.as_tensor(arrays["full_length"])
         self._device_length = self._length.to(device)
         self._id_keys = [key for key in _ID_KEYS if key in arrays]
         self._ids = torch.as_tensor(np.stack([arrays[key] for key in self._id_keys], dtype=np.int64), device=device)
@@ -98,7 +99,7 @@ class DeviceSamples:
         """One epoch's batches, grouped by history length as the reference data iterator does.
 
         The samples are shuffled, then taken ``sort_chunk`` batches at a time (the reference's
-        buffer of 20 × 128), each chunk sorted by stored history length and cut into batches,
+        buffer of 20 × 128), each chunk sorted by whole history length and cut into batches,
         longest first: ``longest_first`` keeps that order (the reference pops its buffer from
         the longest end and never shuffles batches), ``shuffled`` shuffles the epoch's batches.
         Batches of similar lengths need far less padding, which matters for the models whose
@@ -116,16 +117,16 @@ class DeviceSamples:
         By default sorted by history length over the whole split: the least padding, for models
         whose predictions do not depend on their batch. With ``reference_chunk`` (samples), as
         the reference iterator's test pass orders them: in the split's order, each
-        ``reference_chunk`` samples sorted by stored history length, longest first.
+        ``reference_chunk`` samples sorted by whole history length (before any cut), longest first.
         """
         if reference_chunk is None:
             return torch.sort(self._length, stable=True).indices
         return self._longest_first(torch.arange(self.size), reference_chunk)
 
     def _longest_first(self, order: torch.Tensor, chunk: int) -> torch.Tensor:
-        """``order`` with each run of ``chunk`` samples sorted by stored history length, longest first
+        """``order`` with each run of ``chunk`` samples sorted by whole history length, longest first
         (the reference iterator's buffer, which it pops from the longest end)."""
-        lengths = self._stored_length[order]
+        lengths = self._sort_length[order]
         return torch.cat([order[start : start + chunk][
             torch.sort(lengths[start : start + chunk], descending=True, stable=True).indices]
             for start in range(0, len(order), chunk)]) if len(order) else order
