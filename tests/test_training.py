@@ -69,6 +69,21 @@ def test_validation_chooses_the_reported_evaluation(tiny) -> None:
     assert all(np.isfinite(row["train_logloss"]) for row in result.history)
 
 
+def test_each_evaluation_normalises_with_the_batches_since_the_one_before(tiny) -> None:
+    """The statistics an evaluation uses average the training batches since the evaluation
+    before it: the reported weights hold exactly those batches' count."""
+    params, data, meta = tiny
+    torch.manual_seed(0)
+    net = build_model("din", meta["n_items"], meta["n_categories"], params.models["din"].architecture)
+    for with_valid in (True, False):
+        splits = data if with_valid else {"train": data["train"], "test": data["test"]}
+        result = train_run(net, splits, _training(epochs=2), seed=0, eval_batch_size=64, label="test", eval_every=3)
+        k = result.selected[result.reported]
+        since = result.history[k]["step"] - (result.history[k - 1]["step"] if k else 0)
+        counts = {v.item() for name, v in result.state_dict.items() if name.endswith("stats.batches")}
+        assert counts == {since}, (with_valid, counts, since)
+
+
 def test_without_a_validation_set_the_last_evaluation_is_reported(tiny) -> None:
     params, data, meta = tiny
     torch.manual_seed(0)
@@ -151,7 +166,7 @@ def test_training_batches_cover_every_sample_once_and_group_lengths(tiny, order:
     plain = train.training_batches(16, 1, torch.Generator().manual_seed(1), order)
     plain_spread = np.mean([float(train._length[b.index].max() - train._length[b.index].min()) for b in plain])
     assert spread < plain_spread
-    stored = [train._stored_length[b.index] for b in batches]
+    stored = [train._sort_length[b.index] for b in batches]
     in_order = all(stored[k].min() >= stored[k + 1].max() for k in range(len(batches) - 1) if (k + 1) % 4)
     assert in_order == (order == "longest_first")  # as the reference pops each buffer
 
@@ -172,9 +187,15 @@ def test_the_reference_evaluation_order_sorts_each_buffer_of_the_split_longest_f
     _, splits, _ = tiny_arrays
     arrays = {key: value[:7] for key, value in splits["valid"].items()}
     arrays["length"] = np.array([1, 5, 3, 2, 4, 6, 2])
+    arrays["full_length"] = arrays["length"].copy()
     samples = DeviceSamples(arrays, torch.device("cpu"))
     assert samples.evaluation_order(3).tolist() == [1, 2, 0, 5, 4, 3, 6]
     assert samples.evaluation_order().tolist() == [0, 3, 6, 2, 4, 1, 5]
+    # The buffers are sorted by the whole history's length, as the reference's file holds it,
+    # not by the length kept: samples 4 and 5, both cut to 4, had 7 and 9 clicks.
+    arrays["length"], arrays["full_length"] = np.array([1, 2, 3, 2, 4, 4, 2]), np.array([1, 2, 3, 2, 7, 9, 2])
+    samples = DeviceSamples(arrays, torch.device("cpu"))
+    assert samples.evaluation_order(3).tolist() == [2, 1, 0, 5, 4, 3, 6]
     assert samples.evaluation_order(3)[:0].tolist() == DeviceSamples(
         {key: value[:0] for key, value in arrays.items()}, torch.device("cpu")).evaluation_order(3).tolist()
 

@@ -7,7 +7,8 @@ include SARN's two extra losses, so params.yaml runs both readings: ``rn`` witho
 (α = β = 0) and ``rn_aux`` with them (α = β = 1, the auxiliary summary averaging g_ij over
 the valid rows i). The first layer is applied per item and summed per pair (exact, it is
 linear); unlike SARN's g, the MLP is not zero on padded pairs, so padded pairs are masked
-out of the pooling.
+out of the pooling. The extra losses of ``rn_aux`` keep SARN's masks (rows i only), so the
+relations of padded columns j, zero in SARN, are non-zero terms of them here.
 """
 
 from __future__ import annotations

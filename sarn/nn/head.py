@@ -10,33 +10,36 @@ import torch
 from torch import nn
 
 from sarn.nn.activation import Activation, DiceEval, make_activation
+from sarn.nn.statistics import WindowStatistics
 
 BatchNormMode = Literal["standard", "frozen"]
 
 
 class BatchNorm(nn.Module):
-    """Batch normalisation over the last axis.
+    """Batch normalisation over the last axis, with TensorFlow's epsilon 10⁻³.
 
-    ``standard``: batch statistics while training, running statistics at evaluation.
+    ``standard``: batch statistics while training; at evaluation, their average over the
+    training batches since the previous evaluation (:class:`WindowStatistics`).
     ``frozen``: what the reference code computes (its layer always runs in inference
     mode): a learnable scale and shift over fixed statistics 0 and 1.
     """
 
+    EPS = 1e-3
+
     def __init__(self, num_features: int, mode: BatchNormMode) -> None:
         super().__init__()
         self.mode = mode
-        self.norm = nn.BatchNorm1d(num_features, eps=1e-3, track_running_stats=mode == "standard")
+        self.weight = nn.Parameter(torch.ones(num_features))
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.stats = WindowStatistics(num_features, self.EPS) if mode == "standard" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, x.shape[-1])
-        if self.mode == "frozen":
-            zeros = torch.zeros_like(self.norm.weight)
-            out = nn.functional.batch_norm(
-                flat, zeros, torch.ones_like(zeros), self.norm.weight, self.norm.bias, False, 0.0, self.norm.eps
-            )
+        if self.stats is None:
+            normed = flat * (1.0 + self.EPS) ** -0.5
         else:
-            out = self.norm(flat)
-        return out.reshape(x.shape)
+            normed = self.stats.normalise(flat, use_batch=self.training)
+        return (normed * self.weight + self.bias).reshape(x.shape)
 
 
 class OutputHead(nn.Module):

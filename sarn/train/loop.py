@@ -24,6 +24,7 @@ from tqdm import tqdm
 from sarn.batch import Batch
 from sarn.errors import Interrupted, TrainingError
 from sarn.models import CTRModel
+from sarn.nn import restart_statistics
 from sarn.params import CompileMode, EpochDecay, Precision, TrainingSpec
 from sarn.train.batching import BatchIndex, DeviceSamples
 from sarn.train.metrics import evaluate as evaluate_split
@@ -260,6 +261,8 @@ def train_run(
         model.train()
         if reported == "validation" and row["valid_auc"] > best_auc:
             best_auc, best_state = row["valid_auc"], copy.deepcopy(model.state_dict())
+        if not (epoch_end and epoch == spec.epochs):  # the last evaluation's statistics stay
+            restart_statistics(model)
 
     try:
         for epoch in range(1, spec.epochs + 1):
