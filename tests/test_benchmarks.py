@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from benchmarks import precision_auc, preprocess_speed, train_speed
+from benchmarks import evaluation_statistics, precision_auc, preprocess_speed, train_speed
 from benchmarks.training import (
     embedded_default,
     evaluation,
@@ -19,8 +19,10 @@ from benchmarks.training import (
     threads,
 )
 from benchmarks.training.rows import Setting, run_row
-from benchmarks.training.samples import cached_samples
+from benchmarks.training.samples import cached_samples, random_samples
 from sarn import ALLOCATOR_ENV
+from sarn.models import build_model
+from sarn.nn import WindowStatistics
 from sarn.params import Params, Precision, load
 from tests.conftest import ROOT
 
@@ -153,3 +155,16 @@ def test_evaluation_rows_predict_the_same_samples_at_every_batch_size() -> None:
     assert row["model"] == "din" and set(row["rates"]) == {"64", "256"}
     assert all(rate > 0 for rate in row["rates"].values())
     assert 0 <= row["spread"] < 1e-4 and row["peak_mb"] > 0
+
+
+def test_evaluation_statistics_are_reestimated_over_every_training_batch(tmp_path, monkeypatch, capsys) -> None:
+    params = load(ROOT / "params.yaml")
+    train = random_samples(300, 6, 40, 5, torch.device("cpu"))
+    net = build_model("din", 40, 5, params.models["din"].architecture)
+    evaluation_statistics.reestimate(net, train, batch_size=32, sort_chunk=4, seed=0)
+    assert {m.batches.item() for m in net.modules() if isinstance(m, WindowStatistics)} == {10}  # ⌈300 / 32⌉
+    assert not net.training
+    monkeypatch.setattr(evaluation_statistics, "ROOT", tmp_path)
+    with pytest.raises(SystemExit):
+        evaluation_statistics.main([])
+    assert "run the pipeline's Table II stages first" in capsys.readouterr().err
