@@ -177,30 +177,29 @@ def test_too_few_users_for_the_split_is_an_error() -> None:
 
 def test_sample_files_round_trip_and_are_byte_deterministic(tmp_path) -> None:
     splits, _ = build_samples(_log(), _protocol())
-    save_arrays(tmp_path / "a.npz", splits["train"])
-    save_arrays(tmp_path / "b.npz", splits["train"])
+    save_arrays(tmp_path / "a.npz", splits["train"], "samples")
+    save_arrays(tmp_path / "b.npz", splits["train"], "samples")
     assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
-    back = load_arrays(tmp_path / "a.npz")
+    back = load_arrays(tmp_path / "a.npz", "samples")
     assert set(back) == set(splits["train"])
 
 
-def test_wrong_schema_version_and_garbage_are_refused(tmp_path) -> None:
+def test_wrong_schema_version_and_garbage_are_refused(tmp_path, monkeypatch) -> None:
     import sarn.data.arrays as arrays_mod
 
     splits, _ = build_samples(_log(), _protocol())
     path = tmp_path / "old.npz"
-    save_arrays(path, splits["train"])
-    original = arrays_mod.SCHEMA_VERSION
-    try:
-        arrays_mod.SCHEMA_VERSION = original + 1
-        with pytest.raises(DataError, match="schema version"):
-            load_arrays(path)
-    finally:
-        arrays_mod.SCHEMA_VERSION = original
+    save_arrays(path, splits["train"], "samples")
+    with pytest.raises(DataError, match="raw schema version 3, this code reads version 2; rerun the raw stage"):
+        load_arrays(path, "raw")
+    monkeypatch.setitem(arrays_mod.SCHEMA_VERSIONS, "samples", 4)
+    with pytest.raises(DataError, match="samples schema version 3, this code reads version 4; "
+                                        "rerun the preprocess stage"):
+        load_arrays(path, "samples")
     garbage = tmp_path / "cut.npz"
     garbage.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(DataError, match="not a readable sample file"):
-        load_arrays(garbage)
+    with pytest.raises(DataError, match="not a readable samples file"):
+        load_arrays(garbage, "samples")
 
 
 def test_columns_are_the_raw_schema() -> None:

@@ -252,7 +252,7 @@ def test_a_missing_or_foreign_stored_log_is_refused(tmp_path) -> None:
 
     with pytest.raises(DataError, match="clicks.npz: raw click log not found \\(run the raw stage first\\)"):
         read_log(tmp_path / "clicks.npz")
-    save_arrays(tmp_path / "clicks.npz", {"user_id": np.zeros(2, dtype=np.int32)})
+    save_arrays(tmp_path / "clicks.npz", {"user_id": np.zeros(2, dtype=np.int32)}, "raw")
     with pytest.raises(DataError, match=r"clicks.npz: missing column\(s\) item_id, category_id, timestamp"):
         read_log(tmp_path / "clicks.npz")
 

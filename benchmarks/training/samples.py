@@ -85,7 +85,7 @@ def cached_samples(params: Params, data: str) -> Path:
         splits, meta = build_samples(as_log(generate_clicks(spec.source.generator)), spec.protocol)
         arrays = splits["train"]
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_arrays(path, {**arrays, **{key: np.array(meta[key]) for key in ("n_items", "n_categories")}})
+    save_arrays(path, {**arrays, **{key: np.array(meta[key]) for key in ("n_items", "n_categories")}}, "samples")
     return path
 
 
@@ -93,5 +93,5 @@ def load_cached(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
     """The training arrays and the table sizes that :func:`cached_samples` saved."""
     from sarn.data.arrays import load_arrays
 
-    arrays = load_arrays(path)
+    arrays = load_arrays(path, "samples")
     return arrays, {key: int(arrays.pop(key)) for key in ("n_items", "n_categories")}

@@ -25,9 +25,9 @@ def preprocess(name: str, spec: DatasetSpec, raw_dir: Path, out_dir: Path) -> No
         # The log is not kept here (freed as it is sorted), and each split is written
         # and dropped as soon as it is built.
         _, meta = build_samples(read_log(raw_dir / LOG_FILE), spec.protocol,
-                                on_split=lambda split, arrays: save_arrays(tmp / f"{split}.npz", arrays))
-        save_arrays(tmp / IDS_FILE, meta["ids"])
-        save_arrays(tmp / NEGATIVES_FILE, meta["negative_pool"])
+                                on_split=lambda split, arrays: save_arrays(tmp / f"{split}.npz", arrays, "samples"))
+        save_arrays(tmp / IDS_FILE, meta["ids"], "samples")
+        save_arrays(tmp / NEGATIVES_FILE, meta["negative_pool"], "samples")
         write_json(tmp / META_FILE, {k: v for k, v in meta.items() if k not in ("statistics", "ids", "negative_pool")})
         write_json(tmp / STATS_FILE, {"dataset": name, **meta["statistics"], "source": filtering})
     log.info("preprocess[%s]: %s", name, meta["statistics"])

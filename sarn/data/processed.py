@@ -28,12 +28,12 @@ def load_split(processed_dir: Path, split: str, names: Sequence[str] | None = No
     """The arrays of one split (``train``, ``valid`` or ``test``), only ``names`` where given."""
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
-    return load_arrays(processed_dir / f"{split}.npz", names)
+    return load_arrays(processed_dir / f"{split}.npz", "samples", names)
 
 
 def load_negative_pool(processed_dir: Path) -> dict[str, np.ndarray]:
     """The distribution the history negatives were drawn from (``item``, ``category``, ``clicks``)."""
-    return load_arrays(processed_dir / NEGATIVES_FILE)
+    return load_arrays(processed_dir / NEGATIVES_FILE, "samples")
 
 
 def load_meta(processed_dir: Path, with_ids: bool = False) -> dict:
@@ -44,7 +44,7 @@ def load_meta(processed_dir: Path, with_ids: bool = False) -> dict:
         raise DataError(f"{path}: not found (run the preprocess stage first)")
     meta = json.loads(path.read_text(encoding="utf-8"))
     if with_ids:
-        meta |= load_arrays(processed_dir / IDS_FILE)
+        meta |= load_arrays(processed_dir / IDS_FILE, "samples")
     return meta
 
 

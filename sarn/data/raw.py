@@ -112,7 +112,7 @@ def write_log(path: str | Path, log: LogColumns) -> None:
             arrays[f"{column}.ids"] = np.asarray(values.categories, dtype=str)
         else:
             arrays[column] = np.asarray(values)
-    save_arrays(path, arrays)
+    save_arrays(path, arrays, "raw")
 
 
 def read_log(path: str | Path) -> pd.DataFrame:
@@ -120,7 +120,7 @@ def read_log(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: raw click log not found (run the raw stage first)")
-    arrays = load_arrays(path)
+    arrays = load_arrays(path, "raw")
     missing = [c for c in COLUMNS if c not in arrays]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}; rerun the raw stage")
