@@ -4,12 +4,12 @@
 
 For each trained Table II run of the pipeline (``results/table2/<dataset>/<model>``: its
 ``run.json``, ``runs.csv`` and each seed's reported checkpoint), evaluates the test set twice:
-with the statistics the checkpoint holds (the average over the training batches since the
-evaluation before the reported one, :mod:`sarn.nn.statistics`), and with statistics
+with the statistics the checkpoint holds (measured before its evaluation on the run's sample
+of one buffer of training batches, :mod:`sarn.nn.statistics`), and with statistics
 re-estimated at the same weights over one whole training epoch (every batch alike, cut as
 training cuts them). It prints the mean test AUC over seeds both ways, their mean difference
-and the paired t-test's p. A small difference means the evaluation's statistics are those of
-the training distribution, not of a biased share of its batches.
+and the paired t-test's p. A small difference means the sample's statistics are those of the
+training distribution, not of a biased share of its batches.
 """
 
 from __future__ import annotations
@@ -24,23 +24,18 @@ import torch
 from scipy import stats
 
 from sarn.data.processed import SPLITS, load_meta, load_split
-from sarn.nn import WindowStatistics, restart_statistics
+from sarn.nn import EvaluationStatistics
 from sarn.train.batching import DeviceSamples
 from sarn.train.checkpoint import RUN_FILE, load_trained
-from sarn.train.loop import predict
+from sarn.train.loop import calibrate, predict
 from sarn.train.metrics import auc
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@torch.no_grad()
 def reestimate(net: torch.nn.Module, train: DeviceSamples, batch_size: int, sort_chunk: int, seed: int) -> None:
     """Replace ``net``'s evaluation statistics by their average over one whole training epoch."""
-    restart_statistics(net)
-    net.train()
-    for part in train.training_batches(batch_size, sort_chunk, torch.Generator().manual_seed(seed)):
-        net(train.batch(part))
-    net.eval()
+    calibrate(net, train, train.training_batches(batch_size, sort_chunk, torch.Generator().manual_seed(seed)))
 
 
 def compare(folder: Path, data_dir: Path, eval_batch_size: int) -> dict[str, float] | None:
@@ -52,7 +47,7 @@ def compare(folder: Path, data_dir: Path, eval_batch_size: int) -> dict[str, flo
     stored, again = [], []
     for seed in pd.read_csv(folder / "runs.csv")["seed"]:
         net = load_trained(folder, f"checkpoints/seed{seed}.pt", meta)
-        if not any(isinstance(m, WindowStatistics) for m in net.modules()):
+        if not any(isinstance(m, EvaluationStatistics) for m in net.modules()):
             return None
         test = data["test"]
         stored.append(auc(test.label, predict(net, test, eval_batch_size)))

@@ -22,7 +22,7 @@ from benchmarks.training.rows import Setting, run_row
 from benchmarks.training.samples import cached_samples, random_samples
 from sarn import ALLOCATOR_ENV
 from sarn.models import build_model
-from sarn.nn import WindowStatistics
+from sarn.nn import EvaluationStatistics
 from sarn.params import Params, Precision, load
 from tests.conftest import ROOT
 
@@ -162,7 +162,7 @@ def test_evaluation_statistics_are_reestimated_over_every_training_batch(tmp_pat
     train = random_samples(300, 6, 40, 5, torch.device("cpu"))
     net = build_model("din", 40, 5, params.models["din"].architecture)
     evaluation_statistics.reestimate(net, train, batch_size=32, sort_chunk=4, seed=0)
-    assert {m.batches.item() for m in net.modules() if isinstance(m, WindowStatistics)} == {10}  # ⌈300 / 32⌉
+    assert {m.batches.item() for m in net.modules() if isinstance(m, EvaluationStatistics)} == {10}  # ⌈300 / 32⌉
     assert not net.training
     monkeypatch.setattr(evaluation_statistics, "ROOT", tmp_path)
     with pytest.raises(SystemExit):

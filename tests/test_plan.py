@@ -154,7 +154,7 @@ def test_each_protocol_effects_choice_is_probed_as_itself(processed, monkeypatch
 
     def recorded(spec, shape, max_len, *_args) -> Probe:
         probed.append((spec.model_dump_json(), max_len))
-        return Probe(Timing(0.01, 0.0), Timing(0.001, 0.0))
+        return Probe(Timing(0.01, 0.0), Timing(0.001, 0.0), Timing(0.05, 0.0))
 
     monkeypatch.setattr(bill, "probe", recorded)
     params = validate(_with_effects())
@@ -192,3 +192,15 @@ def test_the_probe_evaluates_a_batch_dependent_run_in_the_reference_codes_batche
         monkeypatch.setattr(probe_module, "predict", recorded)
         probe_module.probe(spec, shape, 10, 1, 96, torch.device("cpu"), "fp32")
         assert calls and set(calls) == {expected(spec.training)}
+
+
+def test_an_evaluation_costs_its_samples_and_the_measurement_of_its_statistics() -> None:
+    from sarn.plan import bill
+    from sarn.plan.probe import Probe, Timing
+
+    done = bill.Work(steps=100, evaluations=3, evaluated=50)
+    timing = Probe(Timing(0.01, 0.1), Timing(0.001, 0.2), Timing(0.5, 0.4))
+    seconds, uncertain = done.seconds(timing)
+    assert seconds == pytest.approx(100 * 0.01 + 3 * 50 * 0.001 + 3 * 0.5)
+    assert done.evaluating_seconds(timing) == pytest.approx(3 * 50 * 0.001 + 3 * 0.5)
+    assert uncertain == pytest.approx(1.0 * 0.1 + 0.15 * 0.2 + 1.5 * 0.4)

@@ -1,5 +1,5 @@
-"""The statistics batch norm and Dice evaluate with: the plain average of the training batches
-since the previous evaluation."""
+"""The statistics batch norm and Dice evaluate with: the plain average over the training batches
+run while collecting, at the weights evaluated."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sarn.models import MODELS
-from sarn.nn import BatchNorm, Dice, WindowStatistics, restart_statistics
+from sarn.nn import BatchNorm, Dice, EvaluationStatistics, collecting_statistics
 from tests.test_models import fit, make_batch, model
 
 
@@ -17,12 +17,17 @@ def _batches() -> list[torch.Tensor]:
             for k, rows in enumerate([7, 3, 12])]
 
 
-def test_the_evaluation_statistics_are_the_plain_average_of_the_batches_since_the_restart() -> None:
-    stats = WindowStatistics(4, eps=1e-3).double().train()
+def test_the_evaluation_statistics_are_the_plain_average_of_the_batches_collected() -> None:
+    stats = EvaluationStatistics(4, eps=1e-3).double().train()
     torch_bn = torch.nn.BatchNorm1d(4, eps=1e-3, momentum=None, affine=False).double().train()
-    for x in _batches():
-        normed = stats.normalise(x, use_batch=True)
-        torch.testing.assert_close(normed, torch_bn(x), rtol=0, atol=1e-12)  # batch statistics
+    stats.normalise(_batches()[2] * 5, use_batch=True)  # training, not collecting: not counted
+    assert stats.batches.item() == 0
+    with collecting_statistics(torch.nn.Sequential(stats)) as any_kept:
+        assert any_kept
+        for x in _batches():
+            normed = stats.normalise(x, use_batch=True)
+            torch.testing.assert_close(normed, torch_bn(x), rtol=0, atol=1e-12)  # batch statistics
+    assert not stats.collecting
     mean, var = stats.average()
     torch.testing.assert_close(mean, torch.stack([x.mean(0) for x in _batches()]).mean(0), rtol=0, atol=1e-12)
     torch.testing.assert_close(var, torch.stack([x.var(0) for x in _batches()]).mean(0), rtol=0, atol=1e-12)
@@ -33,18 +38,22 @@ def test_the_evaluation_statistics_are_the_plain_average_of_the_batches_since_th
     stats.eval()
     torch.testing.assert_close(stats.normalise(x, use_batch=False), (x - mean) / torch.sqrt(var + 1e-3))
 
-    restart_statistics(torch.nn.Sequential(stats))
-    mean, var = stats.average()  # no batch yet: statistics 0 and 1
-    assert torch.equal(mean, torch.zeros(4, dtype=torch.float64)) and torch.equal(var, torch.ones(4, dtype=torch.float64))
-    stats.train()
-    stats.normalise(x, use_batch=True)
+    with collecting_statistics(stats):  # collecting again forgets what was held
+        mean, var = stats.average()  # no batch yet: statistics 0 and 1
+        assert torch.equal(mean, torch.zeros(4, dtype=torch.float64))
+        assert torch.equal(var, torch.ones(4, dtype=torch.float64))
+        stats.train()
+        stats.normalise(x, use_batch=True)
     torch.testing.assert_close(stats.average()[1], x.var(0), rtol=0, atol=1e-12)
+    with collecting_statistics(torch.nn.Linear(2, 2)) as any_kept:
+        assert not any_kept
 
 
 def test_evaluation_neither_adds_to_the_statistics_nor_depends_on_its_batch() -> None:
     norm = BatchNorm(4, "standard").double().train()
-    for x in _batches():
-        norm(x)
+    with collecting_statistics(norm):
+        for x in _batches():
+            norm(x)
     norm.eval()
     before = {k: v.clone() for k, v in norm.state_dict().items()}
     x = _batches()[2]

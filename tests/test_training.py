@@ -69,19 +69,28 @@ def test_validation_chooses_the_reported_evaluation(tiny) -> None:
     assert all(np.isfinite(row["train_logloss"]) for row in result.history)
 
 
-def test_each_evaluation_normalises_with_the_batches_since_the_one_before(tiny) -> None:
-    """The statistics an evaluation uses average the training batches since the evaluation
-    before it: the reported weights hold exactly those batches' count."""
+def test_each_evaluation_measures_its_statistics_at_its_own_weights(tiny, monkeypatch) -> None:
+    """Before every evaluation batch norm and Dice measure their statistics on the run's sample
+    of training batches (one buffer: here 4 batches of 32), so the reported weights hold them."""
     params, data, meta = tiny
+    calibrated: list[int] = []
+    real = loop.calibrate
+    monkeypatch.setattr(loop, "calibrate", lambda model, samples, parts, precision: (
+        calibrated.append(len(parts)), real(model, samples, parts, precision)))
     torch.manual_seed(0)
     net = build_model("din", meta["n_items"], meta["n_categories"], params.models["din"].architecture)
     for with_valid in (True, False):
+        calibrated.clear()
         splits = data if with_valid else {"train": data["train"], "test": data["test"]}
         result = train_run(net, splits, _training(epochs=2), seed=0, eval_batch_size=64, label="test", eval_every=3)
-        k = result.selected[result.reported]
-        since = result.history[k]["step"] - (result.history[k - 1]["step"] if k else 0)
+        assert calibrated == [4] * len(result.history)
         counts = {v.item() for name, v in result.state_dict.items() if name.endswith("stats.batches")}
-        assert counts == {since}, (with_valid, counts, since)
+        assert counts == {4}, (with_valid, counts)
+        # Measured again at the reported weights, the statistics are the same.
+        net.load_state_dict(result.state_dict)
+        parts = data["train"].sample_batches(4 * 32, 32, torch.Generator().manual_seed(loop.STATISTICS_SEED_OFFSET))
+        real(net, data["train"], parts)
+        assert all(torch.equal(v, net.state_dict()[k]) for k, v in result.state_dict.items()), with_valid
 
 
 def test_without_a_validation_set_the_last_evaluation_is_reported(tiny) -> None:

@@ -8,7 +8,7 @@ from sarn.nn.init import DenseInit, init_dense
 from sarn.nn.recurrent import AUGRU, PaddedGRU, ResetGate
 from sarn.nn.relation import MaterialisedPairs, Pairs, SimilitudePairs, SimilitudeRelation, relation_combine
 from sarn.nn.sequence import MaxPoolZero, masked_max, masked_mean, masked_sum
-from sarn.nn.statistics import WindowStatistics, restart_statistics
+from sarn.nn.statistics import EvaluationStatistics, collecting_statistics
 
 __all__ = [
     "AUGRU",
@@ -21,6 +21,7 @@ __all__ = [
     "DenseInit",
     "Dice",
     "DiceEval",
+    "EvaluationStatistics",
     "Index0",
     "ItemEmbedding",
     "MaterialisedPairs",
@@ -33,12 +34,11 @@ __all__ = [
     "SimilitudePairs",
     "SimilitudeRelation",
     "TargetAttention",
-    "WindowStatistics",
+    "collecting_statistics",
     "init_dense",
     "make_activation",
     "masked_max",
     "masked_mean",
     "masked_sum",
     "relation_combine",
-    "restart_statistics",
 ]

@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from sarn.nn.statistics import WindowStatistics
+from sarn.nn.statistics import EvaluationStatistics
 
 DiceEval = Literal["running", "batch"]
 Activation = Literal["dice", "prelu"]
@@ -17,15 +17,15 @@ class Dice(nn.Module):
     """Dice: ``x · (α(1 − p) + p)``, ``p = sigmoid((x − μ) / sqrt(σ² + ε))``, α per unit (init 0).
 
     ``eval_stats="running"`` (our default) normalises at evaluation time with statistics
-    gathered in training (:class:`WindowStatistics`), so a test prediction never depends on
-    its batch, as the DIN paper describes. ``"batch"`` reproduces the reference TensorFlow
+    measured on training batches (:class:`EvaluationStatistics`), so a test prediction never
+    depends on its batch, as the DIN paper describes. ``"batch"`` reproduces the reference TensorFlow
     code, which uses the statistics of the current batch at test time as well. The code
     divides by ``sqrt(σ² + ε) + ε``: with ε = 10⁻⁹, the same below float32's precision.
     """
 
     def __init__(self, num_features: int, eval_stats: DiceEval) -> None:
         super().__init__()
-        self.stats = WindowStatistics(num_features, eps=1e-9)
+        self.stats = EvaluationStatistics(num_features, eps=1e-9)
         self.alpha = nn.Parameter(torch.zeros(num_features))
         self.eval_stats = eval_stats
 

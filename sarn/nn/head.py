@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from sarn.nn.activation import Activation, DiceEval, make_activation
-from sarn.nn.statistics import WindowStatistics
+from sarn.nn.statistics import EvaluationStatistics
 
 BatchNormMode = Literal["standard", "frozen"]
 
@@ -18,8 +18,8 @@ BatchNormMode = Literal["standard", "frozen"]
 class BatchNorm(nn.Module):
     """Batch normalisation over the last axis, with TensorFlow's epsilon 10⁻³.
 
-    ``standard``: batch statistics while training; at evaluation, their average over the
-    training batches since the previous evaluation (:class:`WindowStatistics`).
+    ``standard``: batch statistics while training; at evaluation, their average over a sample
+    of training batches run at the evaluated weights (:class:`EvaluationStatistics`).
     ``frozen``: what the reference code computes (its layer always runs in inference
     mode): a learnable scale and shift over fixed statistics 0 and 1.
     """
@@ -31,7 +31,7 @@ class BatchNorm(nn.Module):
         self.mode = mode
         self.weight = nn.Parameter(torch.ones(num_features))
         self.bias = nn.Parameter(torch.zeros(num_features))
-        self.stats = WindowStatistics(num_features, self.EPS) if mode == "standard" else None
+        self.stats = EvaluationStatistics(num_features, self.EPS) if mode == "standard" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = x.reshape(-1, x.shape[-1])

@@ -88,9 +88,15 @@ class Work:
     def seconds(self, timing: Probe) -> tuple[float, float]:
         """Seconds at the probe's rates, and how many of them its uncertainty covers."""
         training = self.steps * timing.step.seconds
-        evaluating = self.evaluations * self.evaluated * timing.evaluated_sample.seconds
-        uncertain = training * timing.step.spread + evaluating * timing.evaluated_sample.spread
-        return training + evaluating, uncertain
+        predicting = self.evaluations * self.evaluated * timing.evaluated_sample.seconds
+        measuring = self.evaluations * timing.statistics.seconds
+        uncertain = (training * timing.step.spread + predicting * timing.evaluated_sample.spread
+                     + measuring * timing.statistics.spread)
+        return training + predicting + measuring, uncertain
+
+    def evaluating_seconds(self, timing: Probe) -> float:
+        """The part of :meth:`seconds` spent on evaluations, their statistics' measurement included."""
+        return self.evaluations * (self.evaluated * timing.evaluated_sample.seconds + timing.statistics.seconds)
 
 
 def work(params: Params, run: PlannedRun, shape: DatasetShape) -> Work:
@@ -149,7 +155,7 @@ def print_bill(params: Params, processed: Path, probe_steps: int) -> None:
         if probe_steps:
             timing = timings[probe_key(run)]
             seconds, uncertain = done.seconds(timing)
-            share = done.evaluations * done.evaluated * timing.evaluated_sample.seconds / seconds
+            share = done.evaluating_seconds(timing) / seconds
             total, spread = total + run.seeds * seconds, spread + run.seeds * uncertain
             evaluating += run.seeds * seconds * share
             wall += math.ceil(run.seeds / runtime.processes(run.seeds)) * seconds

@@ -21,12 +21,13 @@ from sarn.params import ModelSpec, Precision
 from sarn.plan.shapes import DatasetShape
 from sarn.train.batching import DeviceSamples
 from sarn.train.checkpoint import model_for
-from sarn.train.loop import evaluation_batches, make_optimizer, predict, train_step
+from sarn.train.loop import calibrate, evaluation_batches, make_optimizer, predict, train_step
 from sarn.train.metrics import evaluate
 
 ROUNDS = 3
 WARM_UP_STEPS = 2
 EVAL_BATCHES = 2  # evaluation batches a round
+STATISTICS_BATCHES = 2  # batches of the statistics' measurement a round (scaled to a buffer's)
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,12 @@ class Timing:
 
 @dataclass(frozen=True)
 class Probe:
-    """Seconds an optimizer step of a run takes, and seconds an evaluated sample does."""
+    """Seconds an optimizer step of a run takes, an evaluated sample does, and measuring the
+    statistics batch norm and Dice evaluate with does before each evaluation (0 without any)."""
 
     step: Timing
     evaluated_sample: Timing
+    statistics: Timing
 
 
 def generated_samples(lengths: np.ndarray, width: int, meta: dict, rng: np.random.Generator
@@ -107,7 +110,18 @@ def probe(spec: ModelSpec, shape: DatasetShape, max_len: int, steps: int, eval_b
         evaluate(data.label, predict(net, data, eval_size, precision, eval_chunk), data.user)
         return (time.perf_counter() - start) / data.size
 
+    def statistics() -> float:
+        data = samples(training.batch_size * STATISTICS_BATCHES)
+        parts = data.sample_batches(data.size, training.batch_size, torch.Generator().manual_seed(0))
+        _synchronize(device)
+        start = time.perf_counter()
+        calibrate(net, data, parts, precision)
+        _synchronize(device)
+        return (time.perf_counter() - start) / len(parts) * training.length_sort_chunk
+
     train(WARM_UP_STEPS)
     evaluation()
+    statistics()
     training_rounds = [train(steps) for _ in range(ROUNDS)]
-    return Probe(Timing.of(training_rounds), Timing.of([evaluation() for _ in range(ROUNDS)]))
+    return Probe(Timing.of(training_rounds), Timing.of([evaluation() for _ in range(ROUNDS)]),
+                 Timing.of([statistics() for _ in range(ROUNDS)]))

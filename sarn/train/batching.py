@@ -94,6 +94,13 @@ class DeviceSamples:
         for part in self._parts(list(order.split(batch_size)) if len(order) else []):
             yield self.batch(part)
 
+    def sample_batches(self, size: int, batch_size: int, generator: torch.Generator) -> list[BatchIndex]:
+        """``size`` samples drawn at random (all, where the split is smaller), sorted by whole
+        history length, longest first, and cut into batches: one buffer of the reference iterator,
+        every history length in its share."""
+        chosen = torch.randperm(self.size, generator=generator)[:size]
+        return self._parts(list(self._longest_first(chosen, len(chosen)).split(batch_size)) if len(chosen) else [])
+
     def training_batches(self, batch_size: int, sort_chunk: int, generator: torch.Generator,
                          order: BatchOrder = "longest_first") -> list[BatchIndex]:
         """One epoch's batches, grouped by history length as the reference data iterator does.

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from sarn.batch import Batch
 from sarn.errors import Interrupted, TrainingError
 from sarn.models import CTRModel
-from sarn.nn import restart_statistics
+from sarn.nn import collecting_statistics
 from sarn.params import CompileMode, EpochDecay, Precision, TrainingSpec
 from sarn.train.batching import BatchIndex, DeviceSamples
 from sarn.train.metrics import evaluate as evaluate_split
@@ -40,6 +40,9 @@ def click_loss(logit: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy of the click probability sigmoid(logit), averaged over the batch."""
     return torch.nn.functional.binary_cross_entropy_with_logits(logit, label)
 
+
+# Added to a run's seed to seed the draw of its statistics batches (any fixed number would do).
+STATISTICS_SEED_OFFSET = 7919
 
 # Non-finite losses are looked for once every this many steps: reading a loss back from a
 # GPU waits for all queued work, and a read per step would idle the GPU between batches.
@@ -68,6 +71,20 @@ def predict(model: CTRModel, samples: DeviceSamples, batch_size: int, precision:
     out = torch.empty_like(logits)
     out[order] = logits
     return out.numpy()
+
+
+@torch.no_grad()
+def calibrate(model: CTRModel, samples: DeviceSamples, parts: list[BatchIndex], precision: Precision = "fp32") -> None:
+    """Measure the statistics ``model``'s batch norms and Dice evaluate with (sarn.nn.statistics)
+    at its current weights: their batch statistics averaged over ``parts`` of ``samples``, run in
+    training mode without gradients. Leaves ``model`` in evaluation mode."""
+    with collecting_statistics(model) as any_kept:
+        if any_kept:
+            model.train()
+            with autocast(samples.device, precision):
+                for part in parts:
+                    model(samples.batch(part))
+    model.eval()
 
 
 def evaluation_batches(model: CTRModel, spec: TrainingSpec, eval_batch_size: int) -> tuple[int, int | None]:
@@ -244,15 +261,22 @@ def train_run(
     snapshots: dict[float, tuple[int, dict[str, torch.Tensor]]] = {}
     wanted: dict[int, list[float]] = {}  # optimizer step → fractions to keep there
     step_total = 0
+    # The training batches batch norm and Dice measure their evaluation statistics on: one
+    # buffer's worth, drawn once from a stream of their own (the shuffler's stays the same).
+    statistics_parts = train.sample_batches(spec.batch_size * spec.length_sort_chunk, spec.batch_size,
+                                            torch.Generator().manual_seed(STATISTICS_SEED_OFFSET + seed))
 
     def keep(step: int) -> None:
         for fraction in wanted.get(step, []):
+            calibrate(model, train, statistics_parts, precision)
             snapshots[fraction] = (step, copy.deepcopy(model.state_dict()))
+            model.train()
 
     def evaluate(epoch: int, train_logloss: float, epoch_end: bool) -> None:
         nonlocal best_auc, best_state
         row: dict[str, float] = {"epoch": epoch, "step": step_total, "epoch_end": int(epoch_end),
                                  "train_logloss": train_logloss}
+        calibrate(model, train, statistics_parts, precision)
         for split in evaluated:
             logits = predict(model, data[split], eval_size, precision, eval_chunk)
             metrics = evaluate_split(data[split].label, logits, data[split].user)
@@ -261,8 +285,6 @@ def train_run(
         model.train()
         if reported == "validation" and row["valid_auc"] > best_auc:
             best_auc, best_state = row["valid_auc"], copy.deepcopy(model.state_dict())
-        if not (epoch_end and epoch == spec.epochs):  # the last evaluation's statistics stay
-            restart_statistics(model)
 
     try:
         for epoch in range(1, spec.epochs + 1):
