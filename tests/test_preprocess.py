@@ -142,8 +142,33 @@ def test_vocabulary_comes_from_training_users_only() -> None:
         assert (train["full_length"] == [len(earlier[earlier.user_id == meta["ids"]["user_ids"][u]])
                                          for u in train["user"]]).all()
         assert (train["length"] == np.minimum(train["full_length"], max_len)).all()
-    negatives_only = set(_decode(meta, train["neg_item"].ravel(), "item_ids")) - expected - {None}
-    assert not negatives_only
+
+
+def test_history_negatives_do_not_enter_the_vocabulary(monkeypatch) -> None:
+    """Every history negative drawn at preprocessing is made one of zed's items that no training
+    target is (zed, alone in clicking i7 to i9, is a test user under seed 5): it stays unknown,
+    as in the reference, whose vocabulary counts no history negative."""
+    import sarn.data.samples as samples_module
+
+    splits, meta = build_samples(_log(), _protocol())
+    assert "zed" in {meta["ids"]["user_ids"][u] for u in splits["test"]["user"]}
+    targets = set(_decode(meta, splits["train"]["item"], "item_ids"))
+    item = sorted({"i7", "i8", "i9"} - targets)[0]
+    real, calls = samples_module._draw_negatives, []
+
+    def history_negatives_are_zeds(rng, log, avoid_items):
+        calls.append(avoid_items.size)
+        rows = real(rng, log, avoid_items)
+        if len(calls) == 2:  # the first draw is the targets' negatives, the second the histories'
+            rows[:] = np.flatnonzero(log.item == _log()["item_id"].cat.categories.get_loc(item))[0]
+        return rows
+
+    monkeypatch.setattr(samples_module, "_draw_negatives", history_negatives_are_zeds)
+    splits, meta = build_samples(_log(), _protocol())
+    assert len(calls) == 2 and item not in set(meta["ids"]["item_ids"])
+    train = splits["train"]
+    filled = np.arange(train["neg_item"].shape[1])[None, :] < train["length"][:, None]
+    assert (train["neg_item"][filled] == 0).all()  # every history negative is the unknown index
 
 
 def test_the_same_seed_gives_the_same_samples_and_another_seed_another_split() -> None:

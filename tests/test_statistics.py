@@ -1,5 +1,5 @@
-"""The statistics batch norm and Dice evaluate with: the plain average over the training batches
-run while collecting, at the weights evaluated."""
+"""The statistics batch norm and Dice evaluate with: those of the training batches run while
+collecting, at the weights evaluated, pooled by rows."""
 
 from __future__ import annotations
 
@@ -17,34 +17,43 @@ def _batches() -> list[torch.Tensor]:
             for k, rows in enumerate([7, 3, 12])]
 
 
-def test_the_evaluation_statistics_are_the_plain_average_of_the_batches_collected() -> None:
+def test_the_evaluation_statistics_pool_the_batches_collected_by_their_rows() -> None:
+    """The mean over every row, and the within-batch variance with each batch's degrees of
+    freedom: a batch of three weighs a quarter of one of twelve."""
     stats = EvaluationStatistics(4, eps=1e-3).double().train()
     torch_bn = torch.nn.BatchNorm1d(4, eps=1e-3, momentum=None, affine=False).double().train()
     stats.normalise(_batches()[2] * 5, use_batch=True)  # training, not collecting: not counted
-    assert stats.batches.item() == 0
+    assert stats.rows.item() == 0
+    stats.eval()  # collecting uses each batch's statistics in evaluation mode too
     with collecting_statistics(torch.nn.Sequential(stats)) as any_kept:
         assert any_kept
         for x in _batches():
-            normed = stats.normalise(x, use_batch=True)
+            normed = stats.normalise(x, use_batch=False)
             torch.testing.assert_close(normed, torch_bn(x), rtol=0, atol=1e-12)  # batch statistics
     assert not stats.collecting
-    mean, var = stats.average()
-    torch.testing.assert_close(mean, torch.stack([x.mean(0) for x in _batches()]).mean(0), rtol=0, atol=1e-12)
-    torch.testing.assert_close(var, torch.stack([x.var(0) for x in _batches()]).mean(0), rtol=0, atol=1e-12)
-    # PyTorch's cumulative average (momentum None) is the same average, for an independent check.
-    torch.testing.assert_close(mean, torch_bn.running_mean, rtol=0, atol=1e-12)
-    torch.testing.assert_close(var, torch_bn.running_var, rtol=0, atol=1e-12)
+    mean, var = stats.collected()
+    rows = torch.cat(_batches())
+    torch.testing.assert_close(mean, rows.mean(0), rtol=0, atol=1e-12)
+    within = sum(((x - x.mean(0)) ** 2).sum(0) for x in _batches())
+    torch.testing.assert_close(var, within / (len(rows) - len(_batches())), rtol=0, atol=1e-12)
     x = _batches()[0]
-    stats.eval()
     torch.testing.assert_close(stats.normalise(x, use_batch=False), (x - mean) / torch.sqrt(var + 1e-3))
+    # Batches of one size: the average of their unbiased variances, as PyTorch's cumulative average.
+    torch_bn.reset_running_stats()
+    with collecting_statistics(stats):
+        for x in _batches():
+            stats.normalise(x[:3], use_batch=True)
+            torch_bn(x[:3])
+    torch.testing.assert_close(stats.collected(), (torch_bn.running_mean, torch_bn.running_var),
+                               rtol=0, atol=1e-12)
 
     with collecting_statistics(stats):  # collecting again forgets what was held
-        mean, var = stats.average()  # no batch yet: statistics 0 and 1
+        mean, var = stats.collected()  # no batch yet: statistics 0 and 1
         assert torch.equal(mean, torch.zeros(4, dtype=torch.float64))
         assert torch.equal(var, torch.ones(4, dtype=torch.float64))
         stats.train()
         stats.normalise(x, use_batch=True)
-    torch.testing.assert_close(stats.average()[1], x.var(0), rtol=0, atol=1e-12)
+    torch.testing.assert_close(stats.collected()[1], x.var(0), rtol=0, atol=1e-12)
     with collecting_statistics(torch.nn.Linear(2, 2)) as any_kept:
         assert not any_kept
 
@@ -60,6 +69,17 @@ def test_evaluation_neither_adds_to_the_statistics_nor_depends_on_its_batch() ->
     whole = norm(x)
     torch.testing.assert_close(torch.cat([norm(x[:5]), norm(x[5:])]), whole, rtol=0, atol=0)
     assert all(torch.equal(v, norm.state_dict()[k]) for k, v in before.items())
+
+
+def test_statistics_are_computed_in_float32_under_bfloat16() -> None:
+    stats = EvaluationStatistics(4, eps=1e-3)
+    x = (_batches()[2] * 30 + 1000).float()
+    with collecting_statistics(stats):
+        normed = stats.normalise(x.bfloat16(), use_batch=True)
+    assert normed.dtype == torch.bfloat16
+    torch.testing.assert_close(stats.collected()[0], x.bfloat16().float().mean(0), rtol=0, atol=1e-4)
+    torch.testing.assert_close(normed.float(), stats.normalise(x.bfloat16().float(), use_batch=True),
+                               rtol=1e-2, atol=1e-2)
 
 
 def test_dice_on_a_batch_of_one_normalises_to_zero_as_tensorflow_does() -> None:

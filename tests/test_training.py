@@ -71,8 +71,10 @@ def test_validation_chooses_the_reported_evaluation(tiny) -> None:
 
 def test_each_evaluation_measures_its_statistics_at_its_own_weights(tiny, monkeypatch) -> None:
     """Before every evaluation batch norm and Dice measure their statistics on the run's sample
-    of training batches (one buffer: here 4 batches of 32), so the reported weights hold them."""
+    of training batches (one buffer, here the whole small split), so the reported weights hold them."""
     params, data, meta = tiny
+    size = min(loop.STATISTICS_SAMPLES, data["train"].size)
+    n_parts = -(-size // 32)
     calibrated: list[int] = []
     real = loop.calibrate
     monkeypatch.setattr(loop, "calibrate", lambda model, samples, parts, precision: (
@@ -83,14 +85,28 @@ def test_each_evaluation_measures_its_statistics_at_its_own_weights(tiny, monkey
         calibrated.clear()
         splits = data if with_valid else {"train": data["train"], "test": data["test"]}
         result = train_run(net, splits, _training(epochs=2), seed=0, eval_batch_size=64, label="test", eval_every=3)
-        assert calibrated == [4] * len(result.history)
-        counts = {v.item() for name, v in result.state_dict.items() if name.endswith("stats.batches")}
-        assert counts == {4}, (with_valid, counts)
+        assert calibrated == [n_parts] * len(result.history)
+        counts = {v.item() for name, v in result.state_dict.items() if name.endswith("stats.rows")}
+        assert counts == {size}, (with_valid, counts)
         # Measured again at the reported weights, the statistics are the same.
         net.load_state_dict(result.state_dict)
-        parts = data["train"].sample_batches(4 * 32, 32, torch.Generator().manual_seed(loop.STATISTICS_SEED_OFFSET))
+        parts = data["train"].sample_batches(size, 32, torch.Generator().manual_seed(loop.STATISTICS_SEED_OFFSET))
         real(net, data["train"], parts)
         assert all(torch.equal(v, net.state_dict()[k]) for k, v in result.state_dict.items()), with_valid
+
+
+def test_measuring_the_statistics_leaves_how_a_run_trains_unchanged(tiny) -> None:
+    """The measurement runs the model in evaluation mode, so SARN's extra losses draw no random
+    numbers there: snapshots (measured too) and evaluations change nothing in the training."""
+    params, data, meta = tiny
+    histories = []
+    for fractions in ((), (0.0, 0.5, 1.0)):
+        torch.manual_seed(0)
+        net = build_model("sarn", meta["n_items"], meta["n_categories"], params.models["sarn"].architecture)
+        result = train_run(net, data, _training(epochs=1), seed=0, eval_batch_size=64, label="test",
+                           eval_every=3, snapshot_fractions=fractions)
+        histories.append(result.history)
+    assert histories[0] == histories[1]
 
 
 def test_without_a_validation_set_the_last_evaluation_is_reported(tiny) -> None:

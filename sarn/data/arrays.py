@@ -41,7 +41,7 @@ def load_arrays(path: str | Path, kind: ArrayKind, names: Sequence[str] | None =
     other schema versions of ``kind``."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: sample file not found (run the preprocess stage first)")
+        raise DataError(f"{path}: {kind} file not found (run the {_WRITTEN_BY[kind]} stage first)")
     try:
         with np.load(path, allow_pickle=False) as data:
             wanted = data.files if names is None else [*names, "schema_version"]

@@ -186,17 +186,16 @@ def _history_codes(log: _SortedLog, samples: _Samples, units: np.ndarray, n_item
     before any cut (the reference's vocabulary counts the training file's full history lines).
 
     A user's histories all start at its first click, so their union runs from there to the
-    latest one's end: one interval per user, marked on the clicks in one int8 array."""
+    latest one's end: one interval per user, marked on the clicks in one int8 array. Units
+    number their log rows in ascending order (and ``units`` is sorted), so a user's histories
+    are consecutive and their ends ascend."""
     end = log.clicks_before_row(samples.row[units]).astype(np.int64)
     begin = end - samples.full_length[units]
-    order = np.lexsort((end, begin))
-    begin, end = begin[order], end[order]
     latest = np.r_[begin[1:] != begin[:-1], True] & (end > begin)
     edges = np.zeros(log.n_clicks + 1, dtype=np.int8)
     edges[begin[latest]] += 1  # distinct: one interval per user, users' intervals disjoint
     edges[end[latest]] -= 1
-    covered = np.cumsum(edges[:-1], dtype=np.int8).astype(bool)
-    del edges
+    covered = np.cumsum(edges[:-1], dtype=np.int8, out=edges[:-1]).view(bool)
     items, categories = np.zeros(n_items, dtype=bool), np.zeros(n_categories, dtype=bool)
     for start in range(0, covered.size, chunk):  # bounded memory on a Taobao-sized log
         rows = log.click_rows(np.flatnonzero(covered[start : start + chunk]).astype(np.int32) + np.int32(start))

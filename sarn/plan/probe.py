@@ -21,13 +21,20 @@ from sarn.params import ModelSpec, Precision
 from sarn.plan.shapes import DatasetShape
 from sarn.train.batching import DeviceSamples
 from sarn.train.checkpoint import model_for
-from sarn.train.loop import calibrate, evaluation_batches, make_optimizer, predict, train_step
+from sarn.train.loop import (
+    STATISTICS_SAMPLES,
+    calibrate,
+    evaluation_batches,
+    make_optimizer,
+    predict,
+    train_step,
+)
 from sarn.train.metrics import evaluate
 
 ROUNDS = 3
 WARM_UP_STEPS = 2
 EVAL_BATCHES = 2  # evaluation batches a round
-STATISTICS_BATCHES = 2  # batches of the statistics' measurement a round (scaled to a buffer's)
+STATISTICS_BATCHES = 2  # batches of the statistics' measurement a round (scaled to its samples)
 
 
 @dataclass(frozen=True)
@@ -117,7 +124,7 @@ def probe(spec: ModelSpec, shape: DatasetShape, max_len: int, steps: int, eval_b
         start = time.perf_counter()
         calibrate(net, data, parts, precision)
         _synchronize(device)
-        return (time.perf_counter() - start) / len(parts) * training.length_sort_chunk
+        return (time.perf_counter() - start) / data.size * min(STATISTICS_SAMPLES, shape.sizes["train"])
 
     train(WARM_UP_STEPS)
     evaluation()

@@ -4,8 +4,8 @@ The validation and test sets are evaluated every ``eval_every`` optimizer steps 
 it in samples; the SARN code evaluates every 100 steps of 128) and at the end of every epoch (the
 curves of Fig. 4); each evaluation also records the mean LogLoss of the epoch's training batches
 so far (in training mode, as the optimiser saw them). Before each evaluation, batch norm and Dice
-measure the statistics they evaluate with at the current weights, on one buffer of training
-batches (:func:`calibrate`). The reported test metrics are those of the
+measure the statistics they evaluate with at the current weights, on a fixed sample of one
+buffer of training batches (:func:`calibrate`). The reported test metrics are those of the
 evaluation with the best validation AUC: the test set never chooses anything. The best
 *test* AUC over the evaluations, the reference code's rule, is kept beside it only to
 show how much that rule adds.
@@ -43,7 +43,10 @@ def click_loss(logit: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.binary_cross_entropy_with_logits(logit, label)
 
 
-# Added to a run's seed to seed the draw of its statistics batches (any fixed number would do).
+# The training samples batch norm and Dice measure their evaluation statistics on: one buffer of
+# the reference iterator (20 batches of 128), drawn once per run from a stream seeded by the run's
+# seed plus the offset (any fixed number would do).
+STATISTICS_SAMPLES = 2560
 STATISTICS_SEED_OFFSET = 7919
 
 # Non-finite losses are looked for once every this many steps: reading a loss back from a
@@ -78,15 +81,15 @@ def predict(model: CTRModel, samples: DeviceSamples, batch_size: int, precision:
 @torch.no_grad()
 def calibrate(model: CTRModel, samples: DeviceSamples, parts: list[BatchIndex], precision: Precision = "fp32") -> None:
     """Measure the statistics ``model``'s batch norms and Dice evaluate with (sarn.nn.statistics)
-    at its current weights: their batch statistics averaged over ``parts`` of ``samples``, run in
-    training mode without gradients. Leaves ``model`` in evaluation mode."""
-    with collecting_statistics(model) as any_kept:
-        if any_kept:
-            model.train()
-            with autocast(samples.device, precision):
-                for part in parts:
-                    model(samples.batch(part))
+    at its current weights: their batch statistics pooled over ``parts`` of ``samples``, each
+    normalised as in training. The model runs in evaluation mode, so its extra training losses
+    (and their random draws) are not computed, and the auxiliary nets' statistics, which no
+    prediction uses, are not measured. Leaves ``model`` in evaluation mode."""
     model.eval()
+    with collecting_statistics(model) as any_kept, autocast(samples.device, precision):
+        if any_kept:
+            for part in parts:
+                model(samples.batch(part))
 
 
 def evaluation_batches(model: CTRModel, spec: TrainingSpec, eval_batch_size: int) -> tuple[int, int | None]:
@@ -263,9 +266,7 @@ def train_run(
     snapshots: dict[float, tuple[int, dict[str, torch.Tensor]]] = {}
     wanted: dict[int, list[float]] = {}  # optimizer step → fractions to keep there
     step_total = 0
-    # The training batches batch norm and Dice measure their evaluation statistics on: one
-    # buffer's worth, drawn once from a stream of their own (the shuffler's stays the same).
-    statistics_parts = train.sample_batches(spec.batch_size * spec.length_sort_chunk, spec.batch_size,
+    statistics_parts = train.sample_batches(STATISTICS_SAMPLES, spec.batch_size,
                                             torch.Generator().manual_seed(STATISTICS_SEED_OFFSET + seed))
 
     def keep(step: int) -> None:
