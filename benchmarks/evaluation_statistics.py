@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     for name in names:
         row = compare(root / name, ROOT / "data" / "processed" / args.dataset, args.eval_batch_size)
         if row is None:
-            print(f"| {name} | | no statistics kept (frozen batch norm, no Dice) | | | |")
+            print(f"| {name} | | no batch norm or Dice statistics kept | | | |")
             continue
         print(f"| {name} | {row['seeds']} | {row['stored']:.4f} | {row['whole_epoch']:.4f} | "
               f"{row['difference']:+.4f} | {row['p']:.2g} |", flush=True)
