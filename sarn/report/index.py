@@ -162,9 +162,10 @@ def write_index(reports: Path, params_path: Path, processed: Path) -> None:
     if effects.empty:
         effects_body = ('<p class="note">Not run. Listing a dataset of <code>experiment.datasets</code> in '
                         '<code>protocol_effects.datasets</code> trains '
-                        'DIN and SARN again under each choice of the reference code (test-set selection, frozen '
-                        'batch norm, batch-statistics Dice, the 90/10 split, a decaying learning rate, fixed '
-                        'negatives, shuffled batches) and shows here how far each moves the test AUC; '
+                        'the models of <code>protocol_effects.models</code> again under each choice of the '
+                        'reference code in <code>protocol_effects.choices</code> (test-set selection, frozen '
+                        'batch norm, batch-statistics Dice, the 90/10 split, the learning-rate schedules, and '
+                        'more) and shows here how far each moves the test AUC; '
                         '<a href="../docs/protocol.md">docs/protocol.md</a> gives the figures measured on the '
                         'embedded dataset and the cost.</p>')
     else:
