@@ -12,6 +12,7 @@ import torch
 
 from benchmarks.training.rows import ROOT
 from sarn.params import Params
+from sarn.plan.probe import generated_samples
 from sarn.train.batching import DeviceSamples
 
 # Amazon Electronics (data.md): 192,403 users, 63,001 items, 801 categories, 1,689,188
@@ -25,17 +26,11 @@ LENGTHS_USERS = 20_000  # enough users for Electronics' length distribution, whe
 
 def random_samples(size: int, length: int, n_items: int, n_categories: int, device: torch.device
                    ) -> DeviceSamples:
-    """Random sample arrays in the preprocess stage's layout, every history full length."""
-    rng = np.random.default_rng(1)
-    hist = {key: rng.integers(1, n, (size, length), dtype=np.int32) for key, n in
-            [("hist_item", n_items), ("hist_category", n_categories), ("neg_item", n_items),
-             ("neg_category", n_categories)]}
-    return DeviceSamples({
-        "user": np.arange(size), "item": rng.integers(1, n_items, size, dtype=np.int32),
-        "category": rng.integers(1, n_categories, size, dtype=np.int32),
-        "timestamp": np.full(size, 1_400_000_000), "label": rng.integers(0, 2, size).astype(np.float32),
-        "length": np.full(size, length), "full_length": np.full(size, length),
-        "hist_timestamp": 1_400_000_000 - rng.integers(0, 10**7, (size, length)), **hist}, device)
+    """Random sample arrays in the preprocess stage's layout (the plan's probe makes them), every
+    history full length."""
+    return DeviceSamples(generated_samples(np.full(size, length), length,
+                                           {"n_items": n_items, "n_categories": n_categories},
+                                           np.random.default_rng(1)), device)
 
 
 @functools.lru_cache(maxsize=2)

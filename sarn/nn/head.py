@@ -28,7 +28,6 @@ class BatchNorm(nn.Module):
 
     def __init__(self, num_features: int, mode: BatchNormMode) -> None:
         super().__init__()
-        self.mode = mode
         self.weight = nn.Parameter(torch.ones(num_features))
         self.bias = nn.Parameter(torch.zeros(num_features))
         self.stats = EvaluationStatistics(num_features, self.EPS) if mode == "standard" else None
