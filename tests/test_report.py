@@ -16,9 +16,9 @@ from sarn.report.display import table1_display, table2_display, table3_display
 
 
 def _write_runs(root, dataset, model, aucs, sub=None, testsel=0.01, last=-0.02, selection="validation",
-                diverged=()):
+                failed=()):
     """A runs.csv whose test-selected AUCs are ``testsel`` above the reported ones and whose
-    last evaluations are ``last`` away from them; the seeds listed in ``diverged`` diverged."""
+    last evaluations are ``last`` away from them; the seeds listed in ``failed`` failed."""
     folder = root / dataset / model if sub is None else root / dataset / model / sub
     folder.mkdir(parents=True)
     n, aucs = len(aucs), np.asarray(aucs)
@@ -29,7 +29,7 @@ def _write_runs(root, dataset, model, aucs, sub=None, testsel=0.01, last=-0.02, 
         "testsel_step": [30] * n, "testsel_test_auc": aucs + testsel, "testsel_test_logloss": loglosses - 0.1,
         "testsel_test_gauc": aucs, "last_step": [50] * n, "last_test_auc": aucs + last,
         "last_test_logloss": loglosses, "last_test_gauc": aucs,
-        "diverged": ["test LogLoss 1e+14 is over 10 times ..." if k in diverged else "" for k in range(n)],
+        "failed": ["test LogLoss 1e+14 is over 10 times ..." if k in failed else "" for k in range(n)],
     }).to_csv(folder / "runs.csv", index=False)
     pd.DataFrame({  # two evaluations a seed: mid-epoch (step 5) and the epoch's end (step 10)
         "seed": np.repeat(range(n), 2), "epoch": 1, "step": [5, 10] * n, "epoch_end": [0, 1] * n,
@@ -97,8 +97,8 @@ def test_protocol_effects_compare_each_choice_with_the_baseline_under_its_own_ru
     assert aggregate_effects(validate(params_dict), results, baseline, tmp_path / "none.csv").empty
 
 
-def test_diverged_seeds_are_counted_and_their_rows_marked(tmp_path) -> None:
-    _write_runs(tmp_path, "default", "din", [0.55, 0.60, 0.84], diverged=(0, 1))
+def test_failed_seeds_are_counted_and_their_rows_marked(tmp_path) -> None:
+    _write_runs(tmp_path, "default", "din", [0.55, 0.60, 0.84], failed=(0, 1))
     _write_runs(tmp_path, "default", "sarn", [0.86, 0.87, 0.85])
     table = aggregate(["default"], ["din", "sarn"], tmp_path, tmp_path / "t2.csv", tmp_path / "m.json",
                       tmp_path / "curves")
@@ -106,10 +106,10 @@ def test_diverged_seeds_are_counted_and_their_rows_marked(tmp_path) -> None:
     assert json.loads((tmp_path / "m.json").read_text())["default"]["din"]["n_flagged"] == 2
     shown = table2_display(pd.read_csv(tmp_path / "t2.csv"))
     assert shown.loc["din", ("default", "AUC")].endswith(" ⚠")
-    assert shown.loc["din", ("default", "diverged seeds")] == "2 of 3"
-    assert shown.loc["sarn", ("default", "diverged seeds")] == ""
+    assert shown.loc["din", ("default", "failed seeds")] == "2 of 3"
+    assert shown.loc["sarn", ("default", "failed seeds")] == ""
     assert not shown.loc["sarn", ("default", "AUC")].endswith(" ⚠")
-    _write_runs(tmp_path / "t3", "default", "din", [0.55, 0.84], sub="len10", diverged=(0,))
+    _write_runs(tmp_path / "t3", "default", "din", [0.55, 0.84], sub="len10", failed=(0,))
     _write_runs(tmp_path / "t3", "default", "din", [0.55, 0.84], sub="len20")
     sweep = aggregate_sweep(SweepSpec(datasets=["default"], models=["din"], lengths=[10, 20], n_seeds=2),
                             tmp_path / "t3", tmp_path / "t3.csv")

@@ -27,8 +27,8 @@ TABLE2_COLUMNS = ["dataset", "model", "n_runs"] + [
 ] + ["best_epoch_mean", "auc_p_vs_sarn", "paper_auc", "paper_logloss", "auc_minus_paper", "dien_paper_auc"] + [
     f"{m}_testsel_{s}" for m in METRICS for s in _STATS
 ] + ["logloss_paper_scale_mean", "logloss_paper_scale_std", "n_flagged"]
-# n_flagged: how many of the n_runs seeds diverged (runs.csv: ``diverged`` says why); they
-# count in the means all the same, and the report marks their rows.
+# n_flagged: how many of the n_runs seeds failed (runs.csv: ``failed`` says why); they count
+# in the means all the same, and the report marks their rows.
 
 TABLE3_COLUMNS = ["dataset", "model", "max_len", "n_runs", "auc_mean", "auc_std",
                   "logloss_mean", "logloss_std", "gauc_mean", "gauc_std", "paper_auc", "n_flagged"]
@@ -38,9 +38,9 @@ def _read_runs(path: Path, hint: str) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path}: not found ({hint})")
     runs = pd.read_csv(path)
-    if "diverged" not in runs:
-        raise DataError(f"{path}: no 'diverged' column (written before runs were checked for divergence); "
-                        "train the run again")
+    if "failed" not in runs:
+        raise DataError(f"{path}: no 'failed' column (written by an earlier version, which named it "
+                        "'diverged' or checked nothing); train the run again")
     return runs
 
 
@@ -55,8 +55,8 @@ def _mean_std(values: pd.Series) -> tuple[float | None, float | None]:
 
 def _metric_summary(runs: pd.DataFrame, column: str = "test_{metric}", name: str = "{metric}") -> dict:
     """Mean and std over seeds of each test metric of runs.csv (``column`` names its columns),
-    and how many of the seeds diverged."""
-    row: dict = {"n_runs": len(runs), "n_flagged": int(runs["diverged"].notna().sum())}
+    and how many of the seeds failed."""
+    row: dict = {"n_runs": len(runs), "n_flagged": int(runs["failed"].notna().sum())}
     for metric in METRICS:
         mean, std = _mean_std(runs[column.format(metric=metric)])
         row[f"{name.format(metric=metric)}_mean"], row[f"{name.format(metric=metric)}_std"] = mean, std

@@ -26,11 +26,11 @@ def table1_display(stats: list[dict]) -> pd.DataFrame:
 
 
 # Column titles of the report's Table II; the paper's columns appear where a dataset is the paper's,
-# the diverged seeds where some diverged.
+# the failed seeds where some failed.
 TEST_SELECTED = "AUC selected on the test set (the paper's code; not a fair estimate)"
 PAPER_SCALE = "LogLoss on the paper's scale (0.5 · BCE)"
-DIVERGED = "diverged seeds"
-FLAG = " ⚠"  # after the metrics of a row some of whose seeds diverged
+FAILED = "failed seeds"
+FLAG = " ⚠"  # after the metrics of a row some of whose seeds failed
 
 
 def table2_display(table: pd.DataFrame) -> pd.DataFrame:
@@ -38,7 +38,7 @@ def table2_display(table: pd.DataFrame) -> pd.DataFrame:
     p-value of the Welch test against SARN, the AUC the reference code's test-set selection
     would report, and, for the paper's datasets, its AUC and LogLoss beside ours (our LogLoss
     halved to the paper's scale: its code averages over the one-hot (B, 2) matrix). A row some
-    of whose seeds diverged is marked ⚠, with how many in a column of its own."""
+    of whose seeds failed is marked ⚠, with how many in a column of its own."""
     cells = table.assign(
         AUC=_flagged(_pm(table.auc_mean, table.auc_std), table.n_flagged),
         LogLoss=_flagged(_pm(table.logloss_mean, table.logloss_std), table.n_flagged),
@@ -49,7 +49,7 @@ def table2_display(table: pd.DataFrame) -> pd.DataFrame:
            "DIEN paper AUC": _num(table.dien_paper_auc, ".4f"),
            PAPER_SCALE: _pm(table.logloss_paper_scale_mean, table.logloss_paper_scale_std),
            "paper LogLoss": _num(table.paper_logloss, ".4f"),
-           DIVERGED: [f"{k} of {n}" if k else ""
+           FAILED: [f"{k} of {n}" if k else ""
                       for k, n in zip(table.n_flagged, table.n_runs, strict=True)]},
     )
     values = ["AUC", "LogLoss", "gAUC", "p (AUC vs SARN)", TEST_SELECTED]
@@ -58,7 +58,7 @@ def table2_display(table: pd.DataFrame) -> pd.DataFrame:
     if table.dien_paper_auc.notna().any():
         values.append("DIEN paper AUC")
     if table.n_flagged.any():
-        values.append(DIVERGED)
+        values.append(FAILED)
     wide = cells.pivot(index="model", columns="dataset", values=values)
     wide = wide.swaplevel(axis=1).sort_index(axis=1, level=0, sort_remaining=False)
     return wide.reindex(index=list(dict.fromkeys(table.model)))
@@ -66,7 +66,7 @@ def table2_display(table: pd.DataFrame) -> pd.DataFrame:
 
 def table3_display(table: pd.DataFrame) -> pd.DataFrame:
     """Table III as the paper lays it out: models × lengths per dataset, AUC mean ± std,
-    with the paper's AUC beneath where the dataset is one of the paper's; ⚠ where some seeds diverged."""
+    with the paper's AUC beneath where the dataset is one of the paper's; ⚠ where some seeds failed."""
     cells = table.assign(AUC=_flagged(_pm(table.auc_mean, table.auc_std), table.n_flagged),
                          paper=_num(table.paper_auc, ".4f"))
     long = cells.melt(id_vars=["dataset", "model", "max_len"], value_vars=["AUC", "paper"], var_name="source")

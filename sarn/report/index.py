@@ -75,7 +75,7 @@ def _pm(mean: float, std: float) -> str:
 
 def table2_rows(table: pd.DataFrame, models: list[str]) -> pd.DataFrame:
     """Table II as the index shows it: per dataset the test AUC (mean ± std over seeds, marked *
-    where Welch's test against SARN gives p < 0.05, ⚠ where a seed diverged), the paper's AUC and our difference to it,
+    where Welch's test against SARN gives p < 0.05, ⚠ where a seed failed), the paper's AUC and our difference to it,
     the LogLoss, and the AUC the reference code's test-set selection would report."""
     columns: dict[tuple[str, str], list[str]] = {}
     for dataset in dict.fromkeys(table.dataset):
@@ -143,8 +143,9 @@ def write_index(reports: Path, params_path: Path, processed: Path) -> None:
                      '"The switch").</p>')
     note = ('<p class="note">Mean ± standard deviation over the seeds of each run\'s test metrics at its '
             'evaluation with the best <em>validation</em> AUC. * p &lt; 0.05 in Welch\'s t-test of the AUC '
-            'against SARN. ⚠ Some seeds diverged (their LogLoss is worse than predicting the click rate; '
-            'which ones: the run\'s <code>runs.csv</code>, column <code>diverged</code>). † What the authors\' '
+            'against SARN. ⚠ Some seeds failed: their best validation LogLoss is no better than predicting '
+            'the click rate (nothing learned that it sees), or their test LogLoss blew up; which ones and why: '
+            'the run\'s <code>runs.csv</code>, column <code>failed</code>. † What the authors\' '
             'code reports: the best <em>test</em> AUC over all '
             'evaluations; not a fair estimate, shown to compare like with like. '
             + (DIEN_PAPER_NOTE if table2.dien_paper_auc.notna().any() else '')

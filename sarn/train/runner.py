@@ -6,7 +6,7 @@ Folder layout (``results/table2/<dataset>/<model>/``; Table III's sweep
 - ``runs.csv``: one row per seed: the reported evaluation (best validation AUC; the last
   one without a validation set) with its step and metrics, and the test metrics the
   reference code's rule (``testsel_*``: best test AUC) and the last evaluation (``last_*``) give,
-  and ``diverged``: why the run counts as diverged (:mod:`sarn.train.divergence`), empty if it does not;
+  and ``failed``: why the run counts as failed (:mod:`sarn.train.failure`), empty if it does not;
 - ``history.csv``: one row per seed and evaluation: epoch, step, whether it ends an epoch,
   the epoch's train LogLoss so far, LogLoss/AUC/gAUC of validation and test;
 - ``checkpoints/seed<k>.pt``: the weights at each seed's reported evaluation;
@@ -43,7 +43,7 @@ from sarn.params import (
 )
 from sarn.train.batching import DeviceSamples
 from sarn.train.checkpoint import RUN_FILE, model_for, save_state
-from sarn.train.divergence import constant_loglosses, divergence
+from sarn.train.failure import constant_loglosses, failure
 from sarn.train.loop import EVAL_SPLITS, RunResult, compile_model, train_run
 from sarn.train.metrics import METRICS
 from sarn.train.negatives import NegativeSampler
@@ -124,7 +124,7 @@ def _biased_loglosses(meta: dict) -> bool:
 def _run_row(seed: int, result: RunResult, run: _Run) -> dict:
     """One line of runs.csv: the reported evaluation, the test metrics the reference code's
     rule (best test AUC) and the last evaluation would give, and why the run counts as
-    diverged ('' if it does not; said in the log too)."""
+    failed ('' if it does not; said in the log too)."""
     biased = _biased_loglosses(run.meta)
     best = result.best
     row: dict = {"seed": seed, "selection": result.reported, "best_epoch": best["epoch"], "best_step": best["step"],
@@ -135,10 +135,10 @@ def _run_row(seed: int, result: RunResult, run: _Run) -> dict:
         row[f"{prefix}_step"] = picked["step"]
         row |= {f"{prefix}_test_{metric}": picked[f"test_{metric}"] for metric in METRICS}
     # Negatives dropped from training: only the AUC is comparable, and the LogLoss no measure
-    # of divergence either.
-    row["diverged"] = "" if biased else divergence(result, run.constant_logloss)
-    if row["diverged"]:
-        log.warning("train[%s/%s] seed %d diverged: %s", run.dataset, run.name, seed, row["diverged"])
+    # of failure either.
+    row["failed"] = "" if biased else failure(result, run.constant_logloss)
+    if row["failed"]:
+        log.warning("train[%s/%s] seed %d failed: %s", run.dataset, run.name, seed, row["failed"])
     if biased:
         row = {k: (None if k.endswith(("_logloss", "_gauc")) else v) for k, v in row.items()}
     return row

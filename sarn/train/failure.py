@@ -1,10 +1,11 @@
-"""Runs that diverged yet stayed finite: flagged, not reported as if they were results.
+"""Runs that failed yet stayed finite: flagged, not reported as if they were results.
 
 A learning rate far too high can leave every loss finite (a test LogLoss of 1e14) and an
-AUC near chance, which the NaN check of the training loop never sees. A run counts as
-diverged when its best validation LogLoss is worse than that of predicting the training
-click rate for every sample (a model that learned nothing), or when its reported test
-LogLoss is more than ``EXPLODED`` times that constant predictor's.
+AUC near chance, which the NaN check of the training loop never sees; a run too short for
+its model can end having learned nothing. A run counts as failed when its best validation
+LogLoss is worse than that of predicting the training click rate for every sample (nothing
+learned that the LogLoss sees), or when its reported test LogLoss is more than ``EXPLODED``
+times that constant predictor's (the run blew up).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ def constant_loglosses(labels: dict[str, np.ndarray]) -> dict[str, float]:
             for split, split_labels in labels.items() if split != "train"}
 
 
-def divergence(result: RunResult, constant: dict[str, float]) -> str:
-    """Why ``result`` counts as diverged ('' when it does not). ``not x <= bound`` also
+def failure(result: RunResult, constant: dict[str, float]) -> str:
+    """Why ``result`` counts as failed ('' when it does not). ``not x <= bound`` also
     flags a NaN."""
     reasons = []
     if "valid" in constant:

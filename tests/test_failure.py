@@ -1,4 +1,4 @@
-"""A run that diverges yet stays finite is flagged (runs.csv, the log), not taken for a result."""
+"""A run that fails yet stays finite is flagged (runs.csv, the log), not taken for a result."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from tests.conftest import tiny_params
 
 def _params() -> dict:
     """The tiny settings on 2,000 users: with 240, six steps leave DIN's validation LogLoss above
-    the constant predictor's, and a run that learns could not be told from one that diverged."""
+    the constant predictor's, and a run that learns could not be told from one that failed."""
     raw = tiny_params()
     raw["datasets"]["default"]["source"]["generator"]["n_users"] = 2000
     return raw
@@ -27,7 +27,7 @@ def _params() -> dict:
 @pytest.fixture(scope="module")
 def processed(tmp_path_factory):
     params = validate(_params())
-    root = tmp_path_factory.mktemp("divergence")
+    root = tmp_path_factory.mktemp("failure")
     make_raw("default", params.datasets["default"], root / "raw")
     preprocess("default", params.datasets["default"], root / "raw", root / "processed")
     return root / "processed"
@@ -46,15 +46,15 @@ def test_a_learning_rate_far_too_high_is_flagged_seed_by_seed(processed, tmp_pat
         runner.train_model(validate(raw), "default", "din", processed, tmp_path / "lr30", n_seeds=2)
     runs = pd.read_csv(tmp_path / "lr30" / "runs.csv")
     assert np.isfinite(runs.test_logloss).all()
-    for seed, reason in zip(runs.seed, runs.diverged, strict=True):
+    for seed, reason in zip(runs.seed, runs.failed, strict=True):
         assert "worse than predicting the training click rate (0.6931)" in reason
         assert "is over 10 times that of predicting the training click rate" in reason
         warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-        assert any(m.startswith(f"train[default/din] seed {seed} diverged: best validation") for m in warned)
+        assert any(m.startswith(f"train[default/din] seed {seed} failed: best validation") for m in warned)
 
 
 def test_a_run_that_learns_is_not_flagged(processed, tmp_path, caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="sarn"):
         runner.train_model(validate(_params()), "default", "din", processed, tmp_path / "din", n_seeds=2)
-    assert pd.read_csv(tmp_path / "din" / "runs.csv").diverged.isna().all()  # empty cells
-    assert "diverged" not in caplog.text
+    assert pd.read_csv(tmp_path / "din" / "runs.csv").failed.isna().all()  # empty cells
+    assert "failed" not in caplog.text
