@@ -168,10 +168,15 @@ class DatasetTrainingSpec(_Strict):
     of 128 = 12,800; null: epoch ends only). It is per dataset because an epoch's length depends
     on the dataset's size, and counted in samples so that every model is evaluated as often over
     the same data whatever its batch size (ATRank trains in batches of 32).
+    ``statistics_samples``: training samples batch norm and Dice measure the statistics they
+    evaluate with on, before every evaluation (:func:`sarn.train.loop.calibrate`; all of them
+    where the training split is smaller): one buffer of the reference iterator (2,560) on the
+    paper's datasets.
     """
 
     max_len: PositiveInt
     eval_every_samples: PositiveInt | None
+    statistics_samples: PositiveInt
 
     @model_validator(mode="before")
     @classmethod

@@ -33,7 +33,7 @@ def tiny_params() -> dict:
     gen = raw["datasets"]["default"]["source"]["generator"]
     gen.update(n_users=240, n_items=300, n_categories=24, n_interests=6, mean_clicks=9.0, max_clicks=20)
     raw["datasets"]["default"]["protocol"]["max_len"] = 10
-    raw["datasets"]["default"]["training"] = {"max_len": 10, "eval_every_samples": 256}  # epochs of 3 steps of 128
+    raw["datasets"]["default"]["training"] = {"max_len": 10, "eval_every_samples": 256, "statistics_samples": 2560}  # epochs of 3 steps of 128
     for model in raw["models"].values():
         model["training"]["epochs"] = 2
     return raw

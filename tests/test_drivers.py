@@ -370,7 +370,7 @@ def test_a_users_log_that_does_not_exist_stops_the_default_run_naming_it(built, 
         "source": {"kind": "log", "path": "data/external/mylog.csv", "core": {"users": 1, "items": 1}},
         "protocol": {"min_history": 1, "max_len": 10, "negative_drop": 0.0, "seed": 2,
                      "split": {"by": "user", "train": 0.8, "valid": 0.1, "test": 0.1}},
-        "training": {"max_len": 10, "eval_every_samples": None}}
+        "training": {"max_len": 10, "eval_every_samples": None, "statistics_samples": 2560}}
     params["experiment"]["datasets"].append("mylog")
     write_params(project, params)
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2"], cwd=project, env=_env(),

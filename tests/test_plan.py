@@ -154,7 +154,7 @@ def test_each_protocol_effects_choice_is_probed_as_itself(processed, monkeypatch
 
     def recorded(spec, shape, max_len, *_args) -> Probe:
         probed.append((spec.model_dump_json(), max_len))
-        return Probe(Timing(0.01, 0.0), Timing(0.001, 0.0), Timing(0.05, 0.0))
+        return Probe(Timing(0.01, 0.0), Timing(0.001, 0.0), Timing(0.0005, 0.0))
 
     monkeypatch.setattr(bill, "probe", recorded)
     params = validate(_with_effects())
@@ -198,9 +198,24 @@ def test_an_evaluation_costs_its_samples_and_the_measurement_of_its_statistics()
     from sarn.plan import bill
     from sarn.plan.probe import Probe, Timing
 
-    done = bill.Work(steps=100, evaluations=3, evaluated=50)
-    timing = Probe(Timing(0.01, 0.1), Timing(0.001, 0.2), Timing(0.5, 0.4))
+    done = bill.Work(steps=100, evaluations=3, evaluated=50, measured=20)
+    timing = Probe(Timing(0.01, 0.1), Timing(0.001, 0.2), Timing(0.025, 0.4))
     seconds, uncertain = done.seconds(timing)
-    assert seconds == pytest.approx(100 * 0.01 + 3 * 50 * 0.001 + 3 * 0.5)
-    assert done.evaluating_seconds(timing) == pytest.approx(3 * 50 * 0.001 + 3 * 0.5)
+    assert seconds == pytest.approx(100 * 0.01 + 3 * 50 * 0.001 + 3 * 20 * 0.025)
+    assert done.evaluating_seconds(timing) == pytest.approx(3 * 50 * 0.001 + 3 * 20 * 0.025)
     assert uncertain == pytest.approx(1.0 * 0.1 + 0.15 * 0.2 + 1.5 * 0.4)
+
+
+def test_the_bill_measures_the_statistics_on_the_datasets_sample_or_the_whole_split(processed) -> None:
+    from sarn.plan import bill
+    from sarn.plan.shapes import dataset_shape
+
+    raw = _with_effects()
+    for asked in (64, 10**9):
+        raw["datasets"]["default"]["training"]["statistics_samples"] = asked
+        params = validate(raw)
+        shape = dataset_shape("default", params.datasets["default"], processed)
+        planned = {(run.stage, run.label): run for run in bill.planned_runs(params)}
+        assert bill.work(params, planned[("train", "din")], shape).measured == min(asked, shape.sizes["train"])
+        assert (bill.work(params, planned[("effects", "din (split_90_10)")], shape).measured
+                == min(asked, shape.sizes["train"] + shape.sizes["valid"]))

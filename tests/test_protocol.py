@@ -35,7 +35,7 @@ def stored_at_20(tmp_path_factory):
     """The tiny dataset preprocessed with 20 clicks stored, Table II set to train on 10."""
     raw = tiny_params()
     raw["datasets"]["default"]["protocol"]["max_len"] = 20
-    raw["datasets"]["default"]["training"] = {"max_len": 10, "eval_every_samples": 256}
+    raw["datasets"]["default"]["training"] = {"max_len": 10, "eval_every_samples": 256, "statistics_samples": 2560}
     params = validate(raw)
     root = tmp_path_factory.mktemp("stored20")
     make_raw("default", params.datasets["default"], root / "raw")
@@ -107,6 +107,9 @@ def test_every_model_is_evaluated_after_as_many_samples_whatever_its_batch_size(
     (("datasets", "default", "training", "eval_every_samples"), 0, "datasets.default.training.eval_every_samples"),
     (("datasets", "default", "training", "eval_every_samples"), "100 steps",
      "datasets.default.training.eval_every_samples"),
+    (("datasets", "default", "training", "statistics_samples"), 0, "datasets.default.training.statistics_samples"),
+    (("datasets", "default", "training", "statistics_samples"), 2560.0,
+     "datasets.default.training.statistics_samples"),
     (("datasets", "default", "training", "max_len"), 11,
      ("datasets.default.training.max_len: 11 is longer than the histories preprocessing stores "
      "(datasets.default.protocol.max_len = 10)")),

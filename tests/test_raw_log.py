@@ -152,7 +152,7 @@ def test_the_figure_stages_run_on_a_click_log_with_a_context_column(tmp_path, mo
         "source": {"kind": "log", "path": str(tmp_path / "clicks.csv"), "core": {"users": 1, "items": 1}},
         "protocol": {"min_history": 4, "max_len": 10, "split": {"by": "user", "train": 0.8, "valid": 0.1,
                                                                 "test": 0.1}, "negative_drop": 0.0, "seed": 0},
-        "training": {"max_len": 8, "eval_every_samples": None},
+        "training": {"max_len": 8, "eval_every_samples": None, "statistics_samples": 2560},
     }
     params["experiment"]["datasets"] = ["mine"]  # the figures draw a dataset the pipeline builds
     params["table3"]["datasets"] = ["mine"]
@@ -192,7 +192,7 @@ def test_a_labeled_log_with_context_runs_through_every_stage_and_reports_auc_onl
         "source": {"kind": "log", "path": str(tmp_path / "impressions.parquet"), "core": {"users": 2, "items": 2}},
         "protocol": {"min_history": 1, "max_len": 10, "split": {"by": "time", "cutoff": T0 + 8000, "valid": 0.2},
                      "negative_drop": 0.5, "seed": 0},
-        "training": {"max_len": 10, "eval_every_samples": None},
+        "training": {"max_len": 10, "eval_every_samples": None, "statistics_samples": 2560},
     }
     params["experiment"].update(datasets=["mine"], n_seeds=1)
     params["table3"]["datasets"] = ["mine"]  # the sweep and the figures use data the pipeline builds
@@ -382,7 +382,7 @@ def _params_with_log(path: Path) -> dict:
         "source": {"kind": "log", "path": str(path), "core": {"users": 1, "items": 1}},
         "protocol": {"min_history": 1, "max_len": 20, "split": {"by": "user", "train": 0.8, "valid": 0.1,
                                                                 "test": 0.1}, "negative_drop": 0.0, "seed": 0},
-        "training": {"max_len": 20, "eval_every_samples": None},
+        "training": {"max_len": 20, "eval_every_samples": None, "statistics_samples": 2560},
     }
     return params
 

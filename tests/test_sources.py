@@ -189,7 +189,7 @@ def _dataset(source: dict, split: dict | None = None) -> DatasetSpec:
     protocol = {"min_history": 2, "max_len": 5, "split": split or {"by": "user", "train": 0.6, "valid": 0.2,
                                                                      "test": 0.2}, "negative_drop": 0.0, "seed": 3}
     return DatasetSpec.model_validate({"source": source, "protocol": protocol,
-                                       "training": {"max_len": protocol["max_len"], "eval_every_samples": None}})
+                                       "training": {"max_len": protocol["max_len"], "eval_every_samples": None, "statistics_samples": 2560}})
 
 
 def test_amazon_raw_stage_downloads_parses_and_filters(tmp_path) -> None:

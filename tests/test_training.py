@@ -55,7 +55,7 @@ def test_validation_chooses_the_reported_evaluation(tiny) -> None:
     net = build_model("din", meta["n_items"], meta["n_categories"], params.models["din"].architecture)
     spec = _training()
     steps = -(-data["train"].size // spec.batch_size)
-    result = train_run(net, data, spec, seed=0, eval_batch_size=64, label="test", eval_every=5)
+    result = train_run(net, data, spec, seed=0, eval_batch_size=64, label="test", statistics_samples=2560, eval_every=5)
     at = [(row["epoch"], row["step"], row["epoch_end"]) for row in result.history]
     ends = [(e, e * steps, 1) for e in (1, 2, 3)]
     mids = [((s - 1) // steps + 1, s, 0) for s in range(5, 3 * steps, 5) if s % steps]
@@ -69,11 +69,14 @@ def test_validation_chooses_the_reported_evaluation(tiny) -> None:
     assert all(np.isfinite(row["train_logloss"]) for row in result.history)
 
 
-def test_each_evaluation_measures_its_statistics_at_its_own_weights(tiny, monkeypatch) -> None:
+@pytest.mark.parametrize("asked", [40, 2560])
+def test_each_evaluation_measures_its_statistics_at_its_own_weights(tiny, monkeypatch, asked) -> None:
     """Before every evaluation batch norm and Dice measure their statistics on the run's sample
-    of training batches (one buffer, here the whole small split), so the reported weights hold them."""
+    of ``statistics_samples`` training samples (all, where the split is smaller), so the reported
+    weights hold them."""
     params, data, meta = tiny
-    size = min(loop.STATISTICS_SAMPLES, data["train"].size)
+    size = min(asked, data["train"].size)
+    assert (size < data["train"].size) == (asked == 40)
     n_parts = -(-size // 32)
     calibrated: list[int] = []
     real = loop.calibrate
@@ -84,7 +87,8 @@ def test_each_evaluation_measures_its_statistics_at_its_own_weights(tiny, monkey
     for with_valid in (True, False):
         calibrated.clear()
         splits = data if with_valid else {"train": data["train"], "test": data["test"]}
-        result = train_run(net, splits, _training(epochs=2), seed=0, eval_batch_size=64, label="test", eval_every=3)
+        result = train_run(net, splits, _training(epochs=2), seed=0, eval_batch_size=64, label="test",
+                           statistics_samples=asked, eval_every=3)
         assert calibrated == [n_parts] * len(result.history)
         counts = {v.item() for name, v in result.state_dict.items() if name.endswith("stats.rows")}
         assert counts == {size}, (with_valid, counts)
@@ -103,7 +107,7 @@ def test_measuring_the_statistics_leaves_how_a_run_trains_unchanged(tiny) -> Non
     for fractions in ((), (0.0, 0.5, 1.0)):
         torch.manual_seed(0)
         net = build_model("sarn", meta["n_items"], meta["n_categories"], params.models["sarn"].architecture)
-        result = train_run(net, data, _training(epochs=1), seed=0, eval_batch_size=64, label="test",
+        result = train_run(net, data, _training(epochs=1), seed=0, eval_batch_size=64, label="test", statistics_samples=2560,
                            eval_every=3, snapshot_fractions=fractions)
         histories.append(result.history)
     assert histories[0] == histories[1]
@@ -114,7 +118,7 @@ def test_without_a_validation_set_the_last_evaluation_is_reported(tiny) -> None:
     torch.manual_seed(0)
     net = build_model("din", meta["n_items"], meta["n_categories"], params.models["din"].architecture)
     result = train_run(net, {"train": data["train"], "test": data["test"]}, _training(epochs=2), seed=0,
-                       eval_batch_size=64, label="test")
+                       eval_batch_size=64, label="test", statistics_samples=2560)
     assert result.reported == "last" and result.best is result.history[-1]
     assert "validation" not in result.selected and not any(k.startswith("valid_") for k in result.best)
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in result.state_dict.items())
@@ -140,7 +144,7 @@ def test_the_learning_rate_decays_per_epoch_when_asked(tiny, monkeypatch) -> Non
     torch.manual_seed(0)
     net = build_model("din", meta["n_items"], meta["n_categories"], params.models["din"].architecture)
     train_run(net, data, _training(epochs=3, lr_schedule={"kind": "per_epoch", "factor": 0.5}), seed=0,
-              eval_batch_size=64, label="test")
+              eval_batch_size=64, label="test", statistics_samples=2560)
     steps = len(seen) // 3
     assert seen == [0.01] * steps + [0.005] * steps + [0.0025] * steps
 
@@ -168,7 +172,7 @@ def test_a_nan_loss_stops_the_run_naming_the_first_bad_batch(tiny, at: int) -> N
     spec = _training(batch_size=4, epochs=1)
     assert data["train"].size > 4 * (CHECK_EVERY + 3)
     with pytest.raises(TrainingError, match=rf"test: loss became nan at epoch 1, batch {at};"):
-        train_run(net, data, spec, seed=0, eval_batch_size=64, label="test")
+        train_run(net, data, spec, seed=0, eval_batch_size=64, label="test", statistics_samples=2560)
 
 
 def test_a_cuda_precision_asked_of_the_cpu_is_said(caplog) -> None:
@@ -242,7 +246,7 @@ def test_a_prediction_that_depends_on_its_batch_is_made_in_the_codes_batches(tin
     monkeypatch.setattr(loop, "predict", predict)
     net = build_model("din", meta["n_items"], meta["n_categories"],
                       {**params.models["din"].architecture, **change})
-    train_run(net, data, _training(epochs=1), seed=0, eval_batch_size=64, label="test")
+    train_run(net, data, _training(epochs=1), seed=0, eval_batch_size=64, label="test", statistics_samples=2560)
     assert set(asked) == {batches}
 
 
@@ -251,7 +255,7 @@ def test_snapshots_are_taken_at_the_requested_fractions(tiny) -> None:
     torch.manual_seed(0)
     net = build_model("sarn", meta["n_items"], meta["n_categories"], params.models["sarn"].architecture)
     start = {k: v.clone() for k, v in net.state_dict().items()}
-    result = train_run(net, data, _training(epochs=2), seed=0, eval_batch_size=64, label="test",
+    result = train_run(net, data, _training(epochs=2), seed=0, eval_batch_size=64, label="test", statistics_samples=2560,
                        snapshot_fractions=[0.0, 0.5, 1.0])
     steps = {f: step for f, (step, _) in result.snapshots.items()}
     assert steps[0.0] == 0 and steps[1.0] == 2 * steps[0.5] > 0

@@ -79,32 +79,35 @@ def probe_key(run: PlannedRun) -> tuple[str, str, int]:
 
 @dataclass(frozen=True)
 class Work:
-    """What one seed of a run does: its optimizer steps, and its evaluations of ``evaluated`` samples each."""
+    """What one seed of a run does: its optimizer steps, and its evaluations of ``evaluated`` samples
+    each, every one after measuring the statistics of batch norm and Dice on ``measured`` samples."""
 
     steps: int
     evaluations: int
     evaluated: int
+    measured: int
 
     def seconds(self, timing: Probe) -> tuple[float, float]:
         """Seconds at the probe's rates, and how many of them its uncertainty covers."""
         training = self.steps * timing.step.seconds
         predicting = self.evaluations * self.evaluated * timing.evaluated_sample.seconds
-        measuring = self.evaluations * timing.statistics.seconds
+        measuring = self.evaluations * self.measured * timing.statistics_sample.seconds
         uncertain = (training * timing.step.spread + predicting * timing.evaluated_sample.spread
-                     + measuring * timing.statistics.spread)
+                     + measuring * timing.statistics_sample.spread)
         return training + predicting + measuring, uncertain
 
     def evaluating_seconds(self, timing: Probe) -> float:
         """The part of :meth:`seconds` spent on evaluations, their statistics' measurement included."""
-        return self.evaluations * (self.evaluated * timing.evaluated_sample.seconds + timing.statistics.seconds)
+        return self.evaluations * (self.evaluated * timing.evaluated_sample.seconds
+                                   + self.measured * timing.statistics_sample.seconds)
 
 
 def work(params: Params, run: PlannedRun, shape: DatasetShape) -> Work:
-    training = run.spec.training
-    steps = steps_per_epoch(trained_samples(shape.sizes, training.train_on), training.batch_size)
-    return Work(training.epochs * steps,
-                evaluations(training.epochs, steps, params.datasets[run.dataset].training.eval_every(training.batch_size)),
-                evaluated_samples(shape.sizes, training.train_on))
+    training, dataset = run.spec.training, params.datasets[run.dataset].training
+    trained = trained_samples(shape.sizes, training.train_on)
+    steps = steps_per_epoch(trained, training.batch_size)
+    return Work(training.epochs * steps, evaluations(training.epochs, steps, dataset.eval_every(training.batch_size)),
+                evaluated_samples(shape.sizes, training.train_on), min(dataset.statistics_samples, trained))
 
 
 @cache

@@ -22,7 +22,6 @@ from sarn.plan.shapes import DatasetShape
 from sarn.train.batching import DeviceSamples
 from sarn.train.checkpoint import model_for
 from sarn.train.loop import (
-    STATISTICS_SAMPLES,
     calibrate,
     evaluation_batches,
     make_optimizer,
@@ -34,7 +33,7 @@ from sarn.train.metrics import evaluate
 ROUNDS = 3
 WARM_UP_STEPS = 2
 EVAL_BATCHES = 2  # evaluation batches a round
-STATISTICS_BATCHES = 2  # batches of the statistics' measurement a round (scaled to its samples)
+STATISTICS_BATCHES = 2  # batches of the statistics' measurement a round
 
 
 @dataclass(frozen=True)
@@ -52,12 +51,12 @@ class Timing:
 
 @dataclass(frozen=True)
 class Probe:
-    """Seconds an optimizer step of a run takes, an evaluated sample does, and measuring the
-    statistics batch norm and Dice evaluate with does before each evaluation (0 without any)."""
+    """Seconds an optimizer step of a run takes, an evaluated sample does, and a sample of the
+    measurement of the statistics batch norm and Dice evaluate with does (0 without any)."""
 
     step: Timing
     evaluated_sample: Timing
-    statistics: Timing
+    statistics_sample: Timing
 
 
 def generated_samples(lengths: np.ndarray, width: int, meta: dict, rng: np.random.Generator
@@ -124,7 +123,7 @@ def probe(spec: ModelSpec, shape: DatasetShape, max_len: int, steps: int, eval_b
         start = time.perf_counter()
         calibrate(net, data, parts, precision)
         _synchronize(device)
-        return (time.perf_counter() - start) / data.size * min(STATISTICS_SAMPLES, shape.sizes["train"])
+        return (time.perf_counter() - start) / data.size
 
     train(WARM_UP_STEPS)
     evaluation()

@@ -43,10 +43,8 @@ def click_loss(logit: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.binary_cross_entropy_with_logits(logit, label)
 
 
-# The training samples batch norm and Dice measure their evaluation statistics on: one buffer of
-# the reference iterator (20 batches of 128), drawn once per run from a stream seeded by the run's
-# seed plus the offset (any fixed number would do).
-STATISTICS_SAMPLES = 2560
+# The training samples batch norm and Dice measure their evaluation statistics on are drawn once
+# per run from a stream seeded by the run's seed plus this offset (any fixed number would do).
 STATISTICS_SEED_OFFSET = 7919
 
 # Non-finite losses are looked for once every this many steps: reading a loss back from a
@@ -240,6 +238,7 @@ def train_run(
     seed: int,
     eval_batch_size: int,
     label: str,
+    statistics_samples: int,
     eval_every: int | None = None,
     snapshot_fractions: Sequence[float] = (),
     precision: Precision = "fp32",
@@ -248,9 +247,10 @@ def train_run(
     """Train ``model`` (already initialised under ``seed``) and keep its reported evaluation.
 
     The splits of ``data`` other than ``train`` are evaluated after every ``eval_every``
-    optimizer steps (None: never between epoch ends) and at the end of every epoch. Where
-    ``data`` has a ``valid`` split, the evaluation with the best validation AUC is reported;
-    otherwise the last one. ``negatives`` draws the history negatives of the training split
+    optimizer steps (None: never between epoch ends) and at the end of every epoch, each time
+    with the statistics of batch norm and Dice measured on ``statistics_samples`` training
+    samples, the same ones every time (:func:`calibrate`). Where ``data`` has a ``valid``
+    split, the evaluation with the best validation AUC is reported; otherwise the last one. ``negatives`` draws the history negatives of the training split
     anew before every epoch (None: they stay as preprocessing drew them).
     ``snapshot_fractions`` (0 = before the first update, 1 = after the last) also keeps
     the weights at those points of training (Fig. 5a).
@@ -266,7 +266,7 @@ def train_run(
     snapshots: dict[float, tuple[int, dict[str, torch.Tensor]]] = {}
     wanted: dict[int, list[float]] = {}  # optimizer step → fractions to keep there
     step_total = 0
-    statistics_parts = train.sample_batches(STATISTICS_SAMPLES, spec.batch_size,
+    statistics_parts = train.sample_batches(statistics_samples, spec.batch_size,
                                             torch.Generator().manual_seed(STATISTICS_SEED_OFFSET + seed))
 
     def keep(step: int) -> None:

@@ -156,6 +156,7 @@ class _Run:
     meta: dict
     max_len: int
     eval_every: int | None  # optimizer steps between evaluations, from eval_every_samples
+    statistics_samples: int  # training samples batch norm and Dice measure their statistics on
     data_dir: Path
     constant_logloss: dict[str, float]  # per evaluated split, predicting the training click rate
 
@@ -178,8 +179,9 @@ def _describe(params: Params, dataset: str, name: str, spec: ModelSpec, data_dir
     if problem:
         raise ConfigError(problem)
     labels = {split: arrays["label"] for split, arrays in _arrays(data_dir, spec.training.train_on, ["label"]).items()}
+    training = params.datasets[dataset].training
     return _Run(name, dataset, spec, device, load_meta(data_dir), max_len,
-                params.datasets[dataset].training.eval_every(spec.training.batch_size), data_dir,
+                training.eval_every(spec.training.batch_size), training.statistics_samples, data_dir,
                 constant_loglosses(labels))
 
 
@@ -196,8 +198,8 @@ def _train_one(params: Params, loaded: _Loaded, seed: int, label: str,
     run = loaded.run
     net, compiled = _new_model(params, run.spec, run.name, run.meta, run.device, seed)
     result = train_run(net, loaded.data, run.spec.training, seed, params.runtime.eval_batch_size, label=label,
-                       eval_every=run.eval_every, snapshot_fractions=snapshot_fractions,
-                       precision=params.runtime.precision,
+                       statistics_samples=run.statistics_samples, eval_every=run.eval_every,
+                       snapshot_fractions=snapshot_fractions, precision=params.runtime.precision,
                        negatives=NegativeSampler(loaded.pool, seed) if loaded.pool is not None else None)
     return result, compiled
 
@@ -219,6 +221,7 @@ def _run_record(params: Params, run: _Run, seeds: list[int], compiled: CompileMo
         "max_len": run.max_len,
         "eval_every": run.eval_every,
         "eval_every_samples": params.datasets[run.dataset].training.eval_every_samples,
+        "statistics_samples": run.statistics_samples,
         "architecture": run.spec.architecture,
         "training": run.spec.training.model_dump(),
         "device": run.device.type,
