@@ -80,13 +80,16 @@ def test_protocol_effects_compare_each_choice_with_the_baseline_under_its_own_ru
     _write_runs(baseline, "default", "din", [0.80, 0.82, 0.99])  # the third seed is not one of the effects'
     _write_runs(results, "default", "din", [0.78, 0.79], sub="frozen_batchnorm")
     _write_runs(results, "default", "din", [0.83, 0.84], sub="split_90_10", selection="last")
+    shuffled = results / "default" / "din" / "frozen_batchnorm" / "runs.csv"
+    pd.read_csv(shuffled).iloc[::-1].to_csv(shuffled, index=False)  # seeds 1, 0: paired by seed, not by row
     table = aggregate_effects(params, results, baseline, tmp_path / "effects.csv").set_index("choice")
     assert list(table.index) == ["test_set_selection", "frozen_batchnorm", "split_90_10"]
     assert table.loc["test_set_selection", "auc_difference"] == pytest.approx(0.01)
+    assert pd.isna(table.loc["test_set_selection", "auc_p"])  # every seed's difference the same: undefined
     assert table.loc["frozen_batchnorm", "baseline_auc_mean"] == pytest.approx(0.81)
     assert table.loc["frozen_batchnorm", "auc_difference"] == pytest.approx(-0.025)
-    assert table.loc["frozen_batchnorm", "auc_p"] == pytest.approx(
-        stats.ttest_ind([0.78, 0.79], [0.80, 0.82], equal_var=False).pvalue)
+    assert table.loc["frozen_batchnorm", "auc_p"] == pytest.approx(stats.ttest_rel([0.78, 0.79], [0.80, 0.82]).pvalue)
+    assert table.loc["frozen_batchnorm", "auc_p"] != pytest.approx(stats.ttest_rel([0.79, 0.78], [0.80, 0.82]).pvalue)
     assert table.loc["frozen_batchnorm", "changes"] == "architecture.batchnorm=frozen"
     # no validation set: the last evaluation, against the baseline's last evaluation
     assert table.loc["split_90_10", "baseline_auc_mean"] == pytest.approx(0.79)
@@ -95,6 +98,21 @@ def test_protocol_effects_compare_each_choice_with_the_baseline_under_its_own_ru
     assert shown.loc[("default", "din", "split_90_10"), "reported"] == "last evaluation"
     params_dict["protocol_effects"]["datasets"] = []
     assert aggregate_effects(validate(params_dict), results, baseline, tmp_path / "none.csv").empty
+
+
+def test_a_protocol_effect_without_its_seeds_baseline_names_the_file_and_seeds(tmp_path, params_dict) -> None:
+    from sarn.params import validate
+    from sarn.report.aggregate import aggregate_effects
+
+    params_dict["protocol_effects"].update(datasets=["default"], models=["din"], n_seeds=2, choices={
+        "frozen_batchnorm": {"architecture": {"batchnorm": "frozen"}}})
+    baseline, results = tmp_path / "table2", tmp_path / "effects"
+    _write_runs(baseline, "default", "din", [0.80, 0.82])
+    _write_runs(results, "default", "din", [0.78, 0.79], sub="frozen_batchnorm")
+    runs = results / "default" / "din" / "frozen_batchnorm" / "runs.csv"
+    pd.read_csv(runs).assign(seed=[0, 5]).to_csv(runs, index=False)
+    with pytest.raises(DataError, match=rf"{runs}: seeds \[5\] have no Table II run to compare with"):
+        aggregate_effects(validate(params_dict), results, baseline, tmp_path / "effects.csv")
 
 
 def test_failed_seeds_are_counted_and_their_rows_marked(tmp_path) -> None:

@@ -64,10 +64,21 @@ def _metric_summary(runs: pd.DataFrame, column: str = "test_{metric}", name: str
 
 
 def welch_p_value(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Two-sided Welch t-test p-value of equal means; None where it is undefined."""
+    """Two-sided Welch t-test p-value of equal means; None where it is undefined. For two
+    models, whose seeds share nothing but a number."""
     if len(a) < 2 or len(b) < 2 or (np.var(a) == 0 and np.var(b) == 0):
         return None
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def paired_p_value(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Two-sided paired t-test p-value of a zero mean difference ``a − b``; None where it is
+    undefined (fewer than two pairs, or every difference the same). For one model trained
+    twice from each seed, or read twice from one run: what the seed fixes is shared."""
+    differences = a - b
+    if len(differences) < 2 or np.var(differences) == 0:
+        return None
+    return float(stats.ttest_rel(a, b).pvalue)
 
 
 def _summarise(dataset: str, model: str, runs: pd.DataFrame, reference: pd.DataFrame | None) -> dict:
@@ -168,17 +179,30 @@ def _describe(choice: ChoiceSpec) -> str:
 
 def _effect(dataset: str, model: str, choice: str, changes: str, runs: pd.Series, baseline: pd.Series,
             selection: str) -> dict:
+    """One row of the effects table: ``runs`` and ``baseline`` are test AUCs indexed by seed, the
+    same seeds in both (:func:`_paired`)."""
     mean, std = _mean_std(runs)
     base_mean, base_std = _mean_std(baseline)
     return {"dataset": dataset, "model": model, "choice": choice, "changes": changes, "n_runs": len(runs),
             "selection": selection, "auc_mean": mean, "auc_std": std, "baseline_auc_mean": base_mean,
             "baseline_auc_std": base_std, "auc_difference": mean - base_mean,
-            "auc_p": welch_p_value(runs.to_numpy(float), baseline.to_numpy(float))}
+            "auc_p": paired_p_value(runs.to_numpy(float), baseline.to_numpy(float))}
+
+
+def _paired(runs: pd.DataFrame, base: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """The baseline's rows (indexed by seed) of ``runs``' seeds, in their order: a choice is
+    compared seed by seed."""
+    missing = sorted(set(runs["seed"]) - set(base.index))
+    if missing:
+        raise DataError(f"{path}: seeds {missing} have no Table II run to compare with; train Table II "
+                        "with at least protocol_effects.n_seeds seeds")
+    return base.loc[runs["seed"]]
 
 
 def aggregate_effects(params, results_root: Path, baseline_root: Path, table_path: Path) -> pd.DataFrame:
     """Write the protocol-effects table: for every measured (dataset, model), the test AUC with
-    each reference-code choice against Table II's run of the same seeds (the baseline).
+    each reference-code choice against Table II's run of the same seeds (the baseline), with the
+    paired t-test's p over those seeds.
 
     Each choice is compared under its own selection rule: a run without a validation set
     reports its last evaluation, and so its baseline is Table II's last evaluation too. The
@@ -189,17 +213,18 @@ def aggregate_effects(params, results_root: Path, baseline_root: Path, table_pat
     for dataset in effects_datasets(params):
         for model in effects.models:
             base = _read_runs(baseline_root / dataset / model / "runs.csv", f"train {model} on {dataset} first")
-            base = base.iloc[: effects.n_seeds]
+            base = base.iloc[: effects.n_seeds].set_index("seed")
             rows.append(_effect(dataset, model, TEST_SELECTION, "the evaluation with the best test AUC is reported "
                                 "(the reference code's rule)", base["testsel_test_auc"], base["test_auc"],
                                 "test"))
             for name, choice in effects.choices_for(model).items():
-                runs = _read_runs(results_root / dataset / model / name / "runs.csv",
-                                  f"run the protocol effects of {model} on {dataset}")
+                path = results_root / dataset / model / name / "runs.csv"
+                runs = _read_runs(path, f"run the protocol effects of {model} on {dataset}")
                 selection = str(runs["selection"].iloc[0])
-                baseline = base["last_test_auc"] if selection == "last" else base["test_auc"]
-                rows.append(_effect(dataset, model, name, _describe(choice), runs["test_auc"], baseline,
-                                    selection))
+                paired = _paired(runs, base, path)
+                baseline = paired["last_test_auc"] if selection == "last" else paired["test_auc"]
+                rows.append(_effect(dataset, model, name, _describe(choice), runs.set_index("seed")["test_auc"],
+                                    baseline, selection))
     table = pd.DataFrame(rows, columns=EFFECTS_COLUMNS)
     with atomic_path(table_path) as tmp:
         table.to_csv(tmp, index=False, lineterminator="\n")

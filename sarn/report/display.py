@@ -78,7 +78,7 @@ def table3_display(table: pd.DataFrame) -> pd.DataFrame:
 
 def effects_display(table: pd.DataFrame) -> pd.DataFrame:
     """The protocol-effects table as the report shows it: AUC mean ± std under each choice, the
-    baseline's, their difference and the Welch p-value."""
+    baseline's, their difference and the paired t-test's p over the seeds."""
     return pd.DataFrame({
         "dataset": table.dataset, "model": table.model, "choice": table.choice, "what changes": table.changes,
         "AUC": _pm(table.auc_mean, table.auc_std),

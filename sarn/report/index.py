@@ -172,7 +172,8 @@ def write_index(reports: Path, params_path: Path, processed: Path) -> None:
     else:
         effects_body = _table(effects_display(effects)) + (
             '<p class="note">Each choice trained on the same seeds as Table II (the baseline), compared '
-            'under the same selection rule; p: Welch\'s t-test. <a href="effects.csv">effects.csv</a>.</p>')
+            'under the same selection rule; p: the paired t-test over those seeds (two-sided). '
+            '<a href="effects.csv">effects.csv</a>.</p>')
     parts.append(_section("How far the reference code's protocol moves the numbers", effects_body, "effects"))
     stats = [json.loads((processed / d / "stats.json").read_text(encoding="utf-8")) for d in datasets]
     parts.append(_section("Table I: the datasets", _table(table1_display(stats)), "table1"))
