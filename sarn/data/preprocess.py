@@ -43,7 +43,8 @@ def warn_if_test_set_is_small(name: str, statistics: dict) -> None:
     error = statistics["test_auc_standard_error"]
     if error > SMALL_TEST_SET_ERROR:
         log.warning("preprocess[%s]: the test set has %d samples: an AUC measured on it is known to about ±%.3f "
-                    "(standard error at AUC 0.8), while the paper's models differ by 0.01 to 0.02; compare "
-                    "models over several seeds (Welch's p-values in the report), or give the dataset more test "
-                    "users (protocol.split)", name, statistics["test_samples"], error)
+                    "(standard error at AUC 0.8), while the paper's models differ by 0.01 to 0.02; seeds "
+                    "average out training noise, not the test set's: give the dataset more test users "
+                    "(protocol.split) before reading differences that small", name, statistics["test_samples"],
+                    error)
 

@@ -86,13 +86,15 @@ def table2_rows(table: pd.DataFrame, models: list[str]) -> pd.DataFrame:
                                                                         strict=True)]
         if rows.paper_auc.notna().any():
             columns[(dataset, "paper AUC")] = ["" if pd.isna(v) else f"{v:.4f}" for v in rows.paper_auc]
-            columns[(dataset, "ours − paper")] = ["" if pd.isna(v) else f"{v:+.4f}" for v in rows.auc_minus_paper]
+            columns[(dataset, "ours † − paper")] = ["" if pd.isna(v) else f"{v:+.4f}"
+                                                    for v in rows.auc_testsel_minus_paper]
         if rows.dien_paper_auc.notna().any():
             columns[(dataset, "DIEN paper's AUC ‡")] = ["" if pd.isna(v) else f"{v:.4f}" for v in rows.dien_paper_auc]
         columns[(dataset, "LogLoss")] = [_pm(m, s) for m, s in zip(rows.logloss_mean, rows.logloss_std, strict=True)]
         if rows.paper_logloss.notna().any():
-            columns[(dataset, "LogLoss, paper's scale")] = [
-                _pm(m, s) for m, s in zip(rows.logloss_paper_scale_mean, rows.logloss_paper_scale_std, strict=True)]
+            columns[(dataset, "LogLoss †, paper's scale")] = [
+                _pm(m, s) for m, s in zip(rows.logloss_testsel_paper_scale_mean, rows.logloss_testsel_paper_scale_std,
+                                          strict=True)]
             columns[(dataset, "paper LogLoss")] = ["" if pd.isna(v) else f"{v:.4f}" for v in rows.paper_logloss]
         columns[(dataset, "AUC, test-selected †")] = [_pm(m, s) for m, s in
                                                       zip(rows.auc_testsel_mean, rows.auc_testsel_std, strict=True)]
@@ -142,15 +144,18 @@ def write_index(reports: Path, params_path: Path, processed: Path) -> None:
                      'one switch away (<a href="../docs/reproducing.md">docs/reproducing.md</a>, '
                      '"The switch").</p>')
     note = ('<p class="note">Mean ± standard deviation over the seeds of each run\'s test metrics at its '
-            'evaluation with the best <em>validation</em> AUC. * p &lt; 0.05 in Welch\'s t-test of the AUC '
-            'against SARN. ⚠ Some seeds failed: their best validation LogLoss is no better than predicting '
+            'evaluation with the best <em>validation</em> AUC. * p &lt; 0.05 in Welch\'s t-test (two-sided) of '
+            'the AUC against SARN over the seeds: every seed meets the same test set, so p weighs how much '
+            'training from another seed moves a model, not how much another test set would. ⚠ Some seeds failed: their best validation LogLoss is no better than predicting '
             'the click rate (nothing learned that it sees), or their test LogLoss blew up; which ones and why: '
             'the run\'s <code>runs.csv</code>, column <code>failed</code>. † What the authors\' '
             'code reports: the best <em>test</em> AUC over all '
             'evaluations; not a fair estimate, shown to compare like with like. '
             + (DIEN_PAPER_NOTE if table2.dien_paper_auc.notna().any() else '')
-            + 'The paper\'s LogLoss is '
-            'half the binary cross-entropy (its code averages over the one-hot matrix). Every departure '
+            + 'The paper\'s numbers are what its code reports, at the evaluation with the best test AUC: '
+            'ours † − paper and our LogLoss † on the paper\'s scale are taken the same way. The paper\'s '
+            'LogLoss is half the binary cross-entropy (its code averages over the one-hot matrix), and its '
+            'DIEN LogLoss seems to include DIEN\'s auxiliary loss, which ours leaves out. Every departure '
             'from the paper and its code: <a href="../docs/protocol.md">docs/protocol.md</a>. Full '
             'precision: <a href="table2.csv">table2.csv</a>, <a href="metrics.json">metrics.json</a>.</p>')
     parts.append(_section("Table II: overall performance", _table(table2_rows(table2, main)) + note, "table2"))
