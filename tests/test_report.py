@@ -174,3 +174,12 @@ def test_table1_shows_the_counts_before_the_core_filter_where_it_dropped_rows() 
     assert shown.loc[("taobao", "this run, before the core filter"), "interactions"] == "89,716,264"
     assert shown.loc[("taobao", "this run"), "items"] == "1,200,000"
     assert shown.loc[("taobao", "paper"), "items"] == "4,068,211"
+
+
+def test_one_seed_shows_its_mean_without_a_spread(tmp_path) -> None:
+    """A standard deviation of one value is undefined, not 0: 'mean ± 0.0000' would read as no spread."""
+    _write_runs(tmp_path, "default", "din", [0.81])
+    table = aggregate(["default"], ["din"], tmp_path, tmp_path / "t2.csv", tmp_path / "m.json", tmp_path / "curves")
+    assert pd.isna(table.auc_std.iloc[0]) and table.auc_mean.iloc[0] == pytest.approx(0.81)
+    assert pd.isna(pd.read_csv(tmp_path / "t2.csv").auc_std.iloc[0])
+    assert table2_display(pd.read_csv(tmp_path / "t2.csv")).loc["din", ("default", "AUC")] == "0.8100"

@@ -50,12 +50,12 @@ def _read_runs(path: Path, hint: str) -> pd.DataFrame:
 
 
 def _mean_std(values: pd.Series) -> tuple[float | None, float | None]:
-    """Mean and sample standard deviation over seeds (std 0 for one run); None where the
-    metric is not reported (a log with labels: AUC only)."""
+    """Mean and sample standard deviation over seeds (no std for one run: a 0 would read as no
+    spread); None where the metric is not reported (a log with labels: AUC only)."""
     values = values.astype(float)
     if values.isna().all():
         return None, None
-    return float(values.mean()), (float(values.std(ddof=1)) if len(values) > 1 else 0.0)
+    return float(values.mean()), (float(values.std(ddof=1)) if len(values) > 1 else None)
 
 
 def _metric_summary(runs: pd.DataFrame, column: str = "test_{metric}", name: str = "{metric}") -> dict:
@@ -99,9 +99,8 @@ def _summarise(dataset: str, model: str, runs: pd.DataFrame, reference: pd.DataF
     row |= {k: v for k, v in _metric_summary(runs, "testsel_test_{metric}", "{metric}_testsel").items()
             if k not in ("n_runs", "n_flagged")}
     row["auc_testsel_minus_paper"] = row["auc_testsel_mean"] - paper_auc if paper_auc is not None else None
-    mean, std = row["logloss_testsel_mean"], row["logloss_testsel_std"]
     row["logloss_testsel_paper_scale_mean"], row["logloss_testsel_paper_scale_std"] = (
-        (None, None) if mean is None else (0.5 * mean, 0.5 * std))
+        None if value is None else 0.5 * value for value in (row["logloss_testsel_mean"], row["logloss_testsel_std"]))
     return row
 
 

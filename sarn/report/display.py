@@ -41,14 +41,14 @@ def table2_display(table: pd.DataFrame) -> pd.DataFrame:
     code averages over the one-hot (B, 2) matrix). A row some
     of whose seeds failed is marked ⚠, with how many in a column of its own."""
     cells = table.assign(
-        AUC=_flagged(_pm(table.auc_mean, table.auc_std), table.n_flagged),
-        LogLoss=_flagged(_pm(table.logloss_mean, table.logloss_std), table.n_flagged),
-        gAUC=_pm(table.gauc_mean, table.gauc_std),
+        AUC=_flagged(mean_std_cells(table.auc_mean, table.auc_std), table.n_flagged),
+        LogLoss=_flagged(mean_std_cells(table.logloss_mean, table.logloss_std), table.n_flagged),
+        gAUC=mean_std_cells(table.gauc_mean, table.gauc_std),
         **{"p (AUC vs SARN)": _num(table.auc_p_vs_sarn, ".2g"),
-           TEST_SELECTED: _pm(table.auc_testsel_mean, table.auc_testsel_std),
+           TEST_SELECTED: mean_std_cells(table.auc_testsel_mean, table.auc_testsel_std),
            "paper AUC": _num(table.paper_auc, ".4f"),
            "DIEN paper AUC": _num(table.dien_paper_auc, ".4f"),
-           PAPER_SCALE: _pm(table.logloss_testsel_paper_scale_mean, table.logloss_testsel_paper_scale_std),
+           PAPER_SCALE: mean_std_cells(table.logloss_testsel_paper_scale_mean, table.logloss_testsel_paper_scale_std),
            "paper LogLoss": _num(table.paper_logloss, ".4f"),
            FAILED: [f"{k} of {n}" if k else ""
                       for k, n in zip(table.n_flagged, table.n_runs, strict=True)]},
@@ -68,7 +68,7 @@ def table2_display(table: pd.DataFrame) -> pd.DataFrame:
 def table3_display(table: pd.DataFrame) -> pd.DataFrame:
     """Table III as the paper lays it out: models × lengths per dataset, AUC mean ± std,
     with the paper's AUC beneath where the dataset is one of the paper's; ⚠ where some seeds failed."""
-    cells = table.assign(AUC=_flagged(_pm(table.auc_mean, table.auc_std), table.n_flagged),
+    cells = table.assign(AUC=_flagged(mean_std_cells(table.auc_mean, table.auc_std), table.n_flagged),
                          paper=_num(table.paper_auc, ".4f"))
     long = cells.melt(id_vars=["dataset", "model", "max_len"], value_vars=["AUC", "paper"], var_name="source")
     long = long[~((long.source == "paper") & (long.value == ""))]
@@ -82,17 +82,24 @@ def effects_display(table: pd.DataFrame) -> pd.DataFrame:
     baseline's, their difference and the paired t-test's p over the seeds."""
     return pd.DataFrame({
         "dataset": table.dataset, "model": table.model, "choice": table.choice, "what changes": table.changes,
-        "AUC": _pm(table.auc_mean, table.auc_std),
-        "baseline AUC": _pm(table.baseline_auc_mean, table.baseline_auc_std),
+        "AUC": mean_std_cells(table.auc_mean, table.auc_std),
+        "baseline AUC": mean_std_cells(table.baseline_auc_mean, table.baseline_auc_std),
         "difference": _num(table.auc_difference, "+.4f"), "p": _num(table.auc_p, ".2g"),
         "reported": table.selection.map({"validation": "best validation AUC", "last": "last evaluation",
                                          "test": "best test AUC"}),
     }).set_index(["dataset", "model", "choice"])
 
 
-def _pm(mean: pd.Series, std: pd.Series) -> list[str]:
-    """'mean ± std' cells; '—' where the metric is not reported (AUC only for logs with labels)."""
-    return ["—" if pd.isna(m) else f"{m:.4f} ± {s:.4f}" for m, s in zip(mean, std, strict=True)]
+def mean_std_cell(mean: float | None, std: float | None) -> str:
+    """'mean ± std'; the mean alone for one seed; '—' where the metric is not reported (AUC
+    only for logs with labels)."""
+    if pd.isna(mean):
+        return "—"
+    return f"{mean:.4f}" if pd.isna(std) else f"{mean:.4f} ± {std:.4f}"
+
+
+def mean_std_cells(mean: pd.Series, std: pd.Series) -> list[str]:
+    return [mean_std_cell(m, s) for m, s in zip(mean, std, strict=True)]
 
 
 def _flagged(cells: list[str], n_flagged: pd.Series) -> list[str]:

@@ -20,7 +20,7 @@ import pandas as pd
 from sarn.atomic import atomic_path
 from sarn.errors import DataError
 from sarn.report import paper
-from sarn.report.display import effects_display, table1_display, table3_display
+from sarn.report.display import effects_display, mean_std_cells, table1_display, table3_display
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +69,6 @@ def _commit() -> tuple[str, str]:
     return head[0] + (" with uncommitted changes" if dirty else ""), head[1]
 
 
-def _pm(mean: float, std: float) -> str:
-    return "—" if pd.isna(mean) else f"{mean:.4f} ± {std:.4f}"
-
-
 def table2_rows(table: pd.DataFrame, models: list[str]) -> pd.DataFrame:
     """Table II as the index shows it: per dataset the test AUC (mean ± std over seeds, marked *
     where Welch's test against SARN gives p < 0.05, ⚠ where a seed failed), the paper's AUC and our difference to it,
@@ -82,22 +78,20 @@ def table2_rows(table: pd.DataFrame, models: list[str]) -> pd.DataFrame:
         rows = table[table.dataset == dataset].set_index("model").reindex(models)
         marked = [("*" if p < SIGNIFICANCE else "") + (" ⚠" if flagged else "")
                   for p, flagged in zip(rows.auc_p_vs_sarn.fillna(1.0), rows.n_flagged.fillna(0), strict=True)]
-        columns[(dataset, "AUC")] = [_pm(m, s) + k for m, s, k in zip(rows.auc_mean, rows.auc_std, marked,
-                                                                        strict=True)]
+        columns[(dataset, "AUC")] = [cell + k for cell, k in zip(mean_std_cells(rows.auc_mean, rows.auc_std), marked,
+                                                                  strict=True)]
         if rows.paper_auc.notna().any():
             columns[(dataset, "paper AUC")] = ["" if pd.isna(v) else f"{v:.4f}" for v in rows.paper_auc]
             columns[(dataset, "ours † − paper")] = ["" if pd.isna(v) else f"{v:+.4f}"
                                                     for v in rows.auc_testsel_minus_paper]
         if rows.dien_paper_auc.notna().any():
             columns[(dataset, "DIEN paper's AUC ‡")] = ["" if pd.isna(v) else f"{v:.4f}" for v in rows.dien_paper_auc]
-        columns[(dataset, "LogLoss")] = [_pm(m, s) for m, s in zip(rows.logloss_mean, rows.logloss_std, strict=True)]
+        columns[(dataset, "LogLoss")] = mean_std_cells(rows.logloss_mean, rows.logloss_std)
         if rows.paper_logloss.notna().any():
-            columns[(dataset, "LogLoss †, paper's scale")] = [
-                _pm(m, s) for m, s in zip(rows.logloss_testsel_paper_scale_mean, rows.logloss_testsel_paper_scale_std,
-                                          strict=True)]
+            columns[(dataset, "LogLoss †, paper's scale")] = mean_std_cells(rows.logloss_testsel_paper_scale_mean,
+                                                                           rows.logloss_testsel_paper_scale_std)
             columns[(dataset, "paper LogLoss")] = ["" if pd.isna(v) else f"{v:.4f}" for v in rows.paper_logloss]
-        columns[(dataset, "AUC, test-selected †")] = [_pm(m, s) for m, s in
-                                                      zip(rows.auc_testsel_mean, rows.auc_testsel_std, strict=True)]
+        columns[(dataset, "AUC, test-selected †")] = mean_std_cells(rows.auc_testsel_mean, rows.auc_testsel_std)
     frame = pd.DataFrame(columns, index=pd.Index(models, name="model"))
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
     return frame
@@ -182,8 +176,12 @@ def write_index(reports: Path, params_path: Path, processed: Path) -> None:
     parts.append(_section("How far the reference code's protocol moves the numbers", effects_body, "effects"))
     stats = [json.loads((processed / d / "stats.json").read_text(encoding="utf-8")) for d in datasets]
     parts.append(_section("Table I: the datasets", _table(table1_display(stats)), "table1"))
+    seeds = sorted(set(table3.n_runs)) if len(table3) else []
     parts.append(_section("Table III: AUC by maximum history length", _table(table3_display(table3)) +
-                          '<p class="note"><a href="table3.csv">table3.csv</a></p>', "table3"))
+                          f'<p class="note">Mean ± standard deviation over {" or ".join(map(str, seeds))} '
+                          'seeds (<code>table3.n_seeds</code>; the paper does not say how many it ran), '
+                          'each reporting its evaluation with the best validation AUC. '
+                          '<a href="table3.csv">table3.csv</a></p>', "table3"))
     figures = []
     for image, title, caption, notebook, data in FIGURES:
         links = ", ".join(f'<a href="{d}">{Path(d).name}</a>' for d in data)
