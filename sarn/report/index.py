@@ -139,7 +139,8 @@ def write_index(reports: Path, params_path: Path, processed: Path) -> None:
                      'one switch away (<a href="../docs/reproducing.md">docs/reproducing.md</a>, '
                      '"The switch").</p>')
     note = ('<p class="note">Mean ± standard deviation over the seeds of each run\'s test metrics at its '
-            'evaluation with the best <em>validation</em> AUC. * p &lt; 0.05 in Welch\'s t-test (two-sided) of '
+            'evaluation with the best <em>validation</em> AUC. * p &lt; 0.05 in Welch\'s t-test (two-sided, '
+            'each model alone, no correction for testing several) of '
             'the AUC against SARN over the seeds: every seed meets the same test set, so p weighs how much '
             'training from another seed moves a model, not how much another test set would. ⚠ Some seeds failed: their best validation LogLoss is no better than predicting '
             'the click rate (nothing learned that it sees), or their test LogLoss blew up; which ones and why: '
