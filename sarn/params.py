@@ -181,10 +181,15 @@ class DatasetTrainingSpec(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _renamed(cls, data: object) -> object:
-        """A params.yaml written for an earlier version gave the interval in steps."""
+        """A params.yaml written for an earlier version gave the interval in steps, and had no
+        statistics sample."""
         if isinstance(data, dict) and "eval_every" in data:
             raise ValueError("eval_every (optimizer steps) is now eval_every_samples (training samples, the "
                              "same for every model): multiply by the batch size, e.g. 100 steps of 128 = 12800")
+        if isinstance(data, dict) and "statistics_samples" not in data:
+            raise ValueError("statistics_samples is missing: the training samples batch norm and Dice measure "
+                             "their evaluation statistics on before each evaluation (2560 on the paper's "
+                             "datasets, one buffer of the reference iterator; docs/parameters.md)")
         return data
 
     def eval_every(self, batch_size: int) -> int | None:

@@ -327,3 +327,10 @@ def test_protocol_effects_train_each_choice_on_the_first_seeds(stored_at_20, tmp
     valid = np.load(root / "processed" / "valid.npz")["label"].size
     steps = pd.read_csv(tmp_path / "din" / "split_90_10" / "history.csv").step.max()
     assert steps == 2 * math.ceil((train + valid) / 128)  # the validation users trained too
+
+
+def test_a_params_file_without_the_statistics_sample_says_what_to_add(params_dict) -> None:
+    del params_dict["datasets"]["default"]["training"]["statistics_samples"]
+    with pytest.raises(ConfigError, match=r"datasets\.default\.training: .*statistics_samples is missing: the "
+                                          r"training samples batch norm and Dice measure"):
+        validate(params_dict)
