@@ -76,7 +76,7 @@ def run_project(path: Path, workdir: Path) -> dict:
                    "archive": {"file": path.name, "urls": ["http://127.0.0.1:9/offline"], "sha256": None}},
         "protocol": {"min_history": 4, "max_len": 50, "split": {"by": "user", "train": 0.8, "valid": 0.1,
                                                                  "test": 0.1}, "negative_drop": 0.0, "seed": 2},
-        "training": {"max_len": 50, "eval_every_samples": None},
+        "training": {"max_len": 50, "eval_every_samples": None, "statistics_samples": 2560},
     })
     start = time.perf_counter()
     make_raw("taobao", spec, workdir / "raw", path.parent)
