@@ -183,3 +183,15 @@ def test_one_seed_shows_its_mean_without_a_spread(tmp_path) -> None:
     assert pd.isna(table.auc_std.iloc[0]) and table.auc_mean.iloc[0] == pytest.approx(0.81)
     assert pd.isna(pd.read_csv(tmp_path / "t2.csv").auc_std.iloc[0])
     assert table2_display(pd.read_csv(tmp_path / "t2.csv")).loc["din", ("default", "AUC")] == "0.8100"
+
+
+def test_the_index_compares_the_papers_numbers_with_ours_selected_as_its_code_selects(tmp_path) -> None:
+    """The paper's AUC is its code's best test AUC: the index's difference takes our † column."""
+    from sarn.report.index import table2_rows
+
+    din = [0.85, 0.84, 0.855, 0.845]
+    _write_runs(tmp_path, "electronics", "din", din, testsel=0.01)
+    table = aggregate(["electronics"], ["din"], tmp_path, tmp_path / "t2.csv", tmp_path / "m.json", tmp_path / "curves")
+    rows = table2_rows(table, ["din"])
+    assert rows.loc["din", ("electronics", "ours † − paper")] == f"{np.mean(din) + 0.01 - 0.8523:+.4f}"
+    assert rows.loc["din", ("electronics", "LogLoss †, paper's scale")].startswith(f"{0.5 * 0.45:.4f} ± ")

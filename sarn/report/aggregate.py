@@ -52,8 +52,8 @@ def _read_runs(path: Path, hint: str) -> pd.DataFrame:
 def _mean_std(values: pd.Series) -> tuple[float | None, float | None]:
     """Mean and sample standard deviation over seeds (no std for one run: a 0 would read as no
     spread); None where the metric is not reported (a log with labels: AUC only)."""
-    values = values.astype(float)
-    if values.isna().all():
+    values = values.astype(float).dropna()
+    if values.empty:
         return None, None
     return float(values.mean()), (float(values.std(ddof=1)) if len(values) > 1 else None)
 
@@ -70,7 +70,7 @@ def _metric_summary(runs: pd.DataFrame, column: str = "test_{metric}", name: str
 
 def welch_p_value(a: np.ndarray, b: np.ndarray) -> float | None:
     """Two-sided Welch t-test p-value of equal means; None where it is undefined. For two
-    models, whose seeds share nothing but a number."""
+    models, whose seeds share no starting weights."""
     if len(a) < 2 or len(b) < 2 or (np.var(a) == 0 and np.var(b) == 0):
         return None
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
@@ -81,7 +81,7 @@ def paired_p_value(a: np.ndarray, b: np.ndarray) -> float | None:
     undefined (fewer than two pairs, or every difference the same). For one model trained
     twice from each seed, or read twice from one run: what the seed fixes is shared."""
     differences = a - b
-    if len(differences) < 2 or np.var(differences) == 0:
+    if len(differences) < 2 or np.ptp(differences) <= 1e-12 * max(1.0, float(np.abs(differences).max())):
         return None
     return float(stats.ttest_rel(a, b).pvalue)
 
@@ -199,8 +199,9 @@ def _paired(runs: pd.DataFrame, base: pd.DataFrame, path: Path) -> pd.DataFrame:
     compared seed by seed."""
     missing = sorted(set(runs["seed"]) - set(base.index))
     if missing:
-        raise DataError(f"{path}: seeds {missing} have no Table II run to compare with; train Table II "
-                        "with at least protocol_effects.n_seeds seeds")
+        raise DataError(f"{path}: seeds {missing} have no Table II run to compare with (experiment.seed "
+                        "changed since, or fewer Table II seeds than protocol_effects.n_seeds); run both stages "
+                        "again")
     return base.loc[runs["seed"]]
 
 

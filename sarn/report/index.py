@@ -142,7 +142,7 @@ def write_index(reports: Path, params_path: Path, processed: Path) -> None:
             'evaluation with the best <em>validation</em> AUC. * p &lt; 0.05 in Welch\'s t-test (two-sided, '
             'each model alone, no correction for testing several) of '
             'the AUC against SARN over the seeds: every seed meets the same test set, so p weighs how much '
-            'training from another seed moves a model, not how much another test set would. ⚠ Some seeds failed: their best validation LogLoss is no better than predicting '
+            'training from another seed moves a model, not how much another test set would. ⚠ Some seeds failed: their best validation LogLoss is worse than predicting '
             'the click rate (nothing learned that it sees), or their test LogLoss blew up; which ones and why: '
             'the run\'s <code>runs.csv</code>, column <code>failed</code>. † What the authors\' '
             'code reports: the best <em>test</em> AUC over all '
@@ -178,12 +178,12 @@ def write_index(reports: Path, params_path: Path, processed: Path) -> None:
     parts.append(_section("How far the reference code's protocol moves the numbers", effects_body, "effects"))
     stats = [json.loads((processed / d / "stats.json").read_text(encoding="utf-8")) for d in datasets]
     parts.append(_section("Table I: the datasets", _table(table1_display(stats)), "table1"))
-    seeds = sorted(set(table3.n_runs)) if len(table3) else []
+    seeds = " or ".join(map(str, sorted(set(table3.n_runs))))
+    over = f"over {seeds} seed{'' if seeds == '1' else 's'} " if seeds else ""
     parts.append(_section("Table III: AUC by maximum history length", _table(table3_display(table3)) +
-                          f'<p class="note">Mean ± standard deviation over {" or ".join(map(str, seeds))} '
-                          'seeds (<code>table3.n_seeds</code>; the paper does not say how many it ran), '
-                          'each reporting its evaluation with the best validation AUC. '
-                          '<a href="table3.csv">table3.csv</a></p>', "table3"))
+                          f'<p class="note">Mean ± standard deviation {over}(<code>table3.n_seeds</code>; the '
+                          'paper does not say how many it ran), each seed reporting its evaluation with the best '
+                          'validation AUC. <a href="table3.csv">table3.csv</a></p>', "table3"))
     figures = []
     for image, title, caption, notebook, data in FIGURES:
         links = ", ".join(f'<a href="{d}">{Path(d).name}</a>' for d in data)

@@ -96,8 +96,8 @@ class DeviceSamples:
 
     def sample_batches(self, size: int, batch_size: int, generator: torch.Generator) -> list[BatchIndex]:
         """``size`` samples drawn at random (all, where the split is smaller), sorted by whole
-        history length, longest first, and cut into batches: one buffer of the reference iterator,
-        every history length in its share."""
+        history length, longest first, and cut into batches: like a buffer of the reference
+        iterator, every history length in its share."""
         chosen = torch.randperm(self.size, generator=generator)[:size]
         return self._parts(list(self._longest_first(chosen, len(chosen)).split(batch_size)) if len(chosen) else [])
 
