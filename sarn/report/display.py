@@ -44,12 +44,12 @@ def table2_display(table: pd.DataFrame) -> pd.DataFrame:
         AUC=_flagged(mean_std_cells(table.auc_mean, table.auc_std), table.n_flagged),
         LogLoss=_flagged(mean_std_cells(table.logloss_mean, table.logloss_std), table.n_flagged),
         gAUC=mean_std_cells(table.gauc_mean, table.gauc_std),
-        **{"p (AUC vs SARN)": _num(table.auc_p_vs_sarn, ".2g"),
+        **{"p (AUC vs SARN)": number_cells(table.auc_p_vs_sarn, ".2g"),
            TEST_SELECTED: mean_std_cells(table.auc_testsel_mean, table.auc_testsel_std),
-           "paper AUC": _num(table.paper_auc, ".4f"),
-           "DIEN paper AUC": _num(table.dien_paper_auc, ".4f"),
+           "paper AUC": number_cells(table.paper_auc, ".4f"),
+           "DIEN paper AUC": number_cells(table.dien_paper_auc, ".4f"),
            PAPER_SCALE: mean_std_cells(table.logloss_testsel_paper_scale_mean, table.logloss_testsel_paper_scale_std),
-           "paper LogLoss": _num(table.paper_logloss, ".4f"),
+           "paper LogLoss": number_cells(table.paper_logloss, ".4f"),
            FAILED: [f"{k} of {n}" if k else ""
                       for k, n in zip(table.n_flagged, table.n_runs, strict=True)]},
     )
@@ -69,7 +69,7 @@ def table3_display(table: pd.DataFrame) -> pd.DataFrame:
     """Table III as the paper lays it out: models × lengths per dataset, AUC mean ± std,
     with the paper's AUC beneath where the dataset is one of the paper's; ⚠ where some seeds failed."""
     cells = table.assign(AUC=_flagged(mean_std_cells(table.auc_mean, table.auc_std), table.n_flagged),
-                         paper=_num(table.paper_auc, ".4f"))
+                         paper=number_cells(table.paper_auc, ".4f"))
     long = cells.melt(id_vars=["dataset", "model", "max_len"], value_vars=["AUC", "paper"], var_name="source")
     long = long[~((long.source == "paper") & (long.value == ""))]
     wide = long.pivot(index=["model", "source"], columns=["dataset", "max_len"], values="value").fillna("")
@@ -84,27 +84,23 @@ def effects_display(table: pd.DataFrame) -> pd.DataFrame:
         "dataset": table.dataset, "model": table.model, "choice": table.choice, "what changes": table.changes,
         "AUC": mean_std_cells(table.auc_mean, table.auc_std),
         "baseline AUC": mean_std_cells(table.baseline_auc_mean, table.baseline_auc_std),
-        "difference": _num(table.auc_difference, "+.4f"), "p": _num(table.auc_p, ".2g"),
+        "difference": number_cells(table.auc_difference, "+.4f"), "p": number_cells(table.auc_p, ".2g"),
         "reported": table.selection.map({"validation": "best validation AUC", "last": "last evaluation",
                                          "test": "best test AUC"}),
     }).set_index(["dataset", "model", "choice"])
 
 
-def mean_std_cell(mean: float | None, std: float | None) -> str:
-    """'mean ± std'; the mean alone for one seed; '—' where the metric is not reported (AUC
-    only for logs with labels)."""
-    if pd.isna(mean):
-        return "—"
-    return f"{mean:.4f}" if pd.isna(std) else f"{mean:.4f} ± {std:.4f}"
-
-
 def mean_std_cells(mean: pd.Series, std: pd.Series) -> list[str]:
-    return [mean_std_cell(m, s) for m, s in zip(mean, std, strict=True)]
+    """'mean ± std' cells; the mean alone for one seed; '—' where the metric is not reported (AUC
+    only for logs with labels)."""
+    return ["—" if pd.isna(m) else f"{m:.4f}" if pd.isna(s) else f"{m:.4f} ± {s:.4f}"
+            for m, s in zip(mean, std, strict=True)]
 
 
 def _flagged(cells: list[str], n_flagged: pd.Series) -> list[str]:
     return [cell + FLAG if k else cell for cell, k in zip(cells, n_flagged, strict=True)]
 
 
-def _num(values: pd.Series, fmt: str) -> list[str]:
+def number_cells(values: pd.Series, fmt: str) -> list[str]:
+    """Each value formatted, '' where there is none."""
     return ["" if pd.isna(v) else format(v, fmt) for v in values]

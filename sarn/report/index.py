@@ -20,7 +20,7 @@ import pandas as pd
 from sarn.atomic import atomic_path
 from sarn.errors import DataError
 from sarn.report import paper
-from sarn.report.display import effects_display, mean_std_cells, table1_display, table3_display
+from sarn.report.display import effects_display, mean_std_cells, number_cells, table1_display, table3_display
 
 log = logging.getLogger(__name__)
 
@@ -82,16 +82,15 @@ def table2_rows(table: pd.DataFrame, models: list[str]) -> pd.DataFrame:
         columns[(dataset, "AUC")] = [cell + k for cell, k in zip(mean_std_cells(rows.auc_mean, rows.auc_std), marked,
                                                                   strict=True)]
         if rows.paper_auc.notna().any():
-            columns[(dataset, "paper AUC")] = ["" if pd.isna(v) else f"{v:.4f}" for v in rows.paper_auc]
-            columns[(dataset, "ours † − paper")] = ["" if pd.isna(v) else f"{v:+.4f}"
-                                                    for v in rows.auc_testsel_minus_paper]
+            columns[(dataset, "paper AUC")] = number_cells(rows.paper_auc, ".4f")
+            columns[(dataset, "ours † − paper")] = number_cells(rows.auc_testsel_minus_paper, "+.4f")
         if rows.dien_paper_auc.notna().any():
-            columns[(dataset, "DIEN paper's AUC ‡")] = ["" if pd.isna(v) else f"{v:.4f}" for v in rows.dien_paper_auc]
+            columns[(dataset, "DIEN paper's AUC ‡")] = number_cells(rows.dien_paper_auc, ".4f")
         columns[(dataset, "LogLoss")] = mean_std_cells(rows.logloss_mean, rows.logloss_std)
         if rows.paper_logloss.notna().any():
             columns[(dataset, "LogLoss †, paper's scale")] = mean_std_cells(rows.logloss_testsel_paper_scale_mean,
                                                                            rows.logloss_testsel_paper_scale_std)
-            columns[(dataset, "paper LogLoss")] = ["" if pd.isna(v) else f"{v:.4f}" for v in rows.paper_logloss]
+            columns[(dataset, "paper LogLoss")] = number_cells(rows.paper_logloss, ".4f")
         columns[(dataset, "AUC, test-selected †")] = mean_std_cells(rows.auc_testsel_mean, rows.auc_testsel_std)
     frame = pd.DataFrame(columns, index=pd.Index(models, name="model"))
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)

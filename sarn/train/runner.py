@@ -175,11 +175,11 @@ def _describe(params: Params, dataset: str, name: str, spec: ModelSpec, data_dir
     size: ``eval_every_samples`` must fit in an epoch (else it would never evaluate between epochs)."""
     device = configure_torch(params.runtime)
     samples = trained_samples(split_sizes(data_dir), spec.training.train_on)
-    problem = evaluation_problem(params.datasets[dataset].training, dataset, name, spec.training, samples)
+    training = params.datasets[dataset].training
+    problem = evaluation_problem(training, dataset, name, spec.training, samples)
     if problem:
         raise ConfigError(problem)
     labels = {split: arrays["label"] for split, arrays in _arrays(data_dir, spec.training.train_on, ["label"]).items()}
-    training = params.datasets[dataset].training
     return _Run(name, dataset, spec, device, load_meta(data_dir), max_len,
                 training.eval_every(spec.training.batch_size), training.statistics_samples, data_dir,
                 constant_loglosses(labels))
