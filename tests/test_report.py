@@ -195,3 +195,12 @@ def test_the_index_compares_the_papers_numbers_with_ours_selected_as_its_code_se
     rows = table2_rows(table, ["din"])
     assert rows.loc["din", ("electronics", "ours † − paper")] == f"{np.mean(din) + 0.01 - 0.8523:+.4f}"
     assert rows.loc["din", ("electronics", "LogLoss †, paper's scale")].startswith(f"{0.5 * 0.45:.4f} ± ")
+
+
+def test_a_runs_file_from_before_the_failure_check_is_refused_by_name(tmp_path) -> None:
+    _write_runs(tmp_path, "default", "din", [0.8, 0.81])
+    path = tmp_path / "default" / "din" / "runs.csv"
+    pd.read_csv(path).rename(columns={"failed": "diverged"}).to_csv(path, index=False)
+    with pytest.raises(DataError, match=rf"{path}: no 'failed' column .*train the run again"):
+        aggregate(["default"], ["din"], tmp_path, tmp_path / "t2.csv", tmp_path / "m.json", tmp_path / "curves")
+    assert not (tmp_path / "t2.csv").exists()
