@@ -62,32 +62,63 @@ def _matrix(values: torch.Tensor, labels: list[str]) -> pd.DataFrame:
     return pd.DataFrame(values.detach().double().numpy(), index=labels, columns=labels)
 
 
-def _user_row(params: Params, meta: dict, test: dict[str, np.ndarray]) -> int:
-    """Row of the chosen test user's negative sample (its positive follows)."""
+def _user_and_history(test: dict[str, np.ndarray], row: int) -> tuple:
+    return (int(test["user"][row]), int(test["length"][row]),
+            test["hist_item"][row].tobytes(), test["hist_category"][row].tobytes())
+
+
+def candidate_pair(test: dict[str, np.ndarray], user: int | None, min_history: int, max_len: int
+                   ) -> tuple[int, int] | None:
+    """Rows of a test (negative, positive) pair of one user with one history, which Figs. 5b and 6
+    set side by side: ``user``'s first such pair, or (``user`` None) the first pair whose history
+    keeps at least ``min_history`` clicks. None when there is none. The pair is found by content,
+    not by position: a log with its own labels has no pairs a click-only log's samples have."""
+    negatives = test["label"] == 0
+    negatives &= (test["user"] == user) if user is not None else np.minimum(test["length"], max_len) >= min_history
+    candidates = np.flatnonzero(negatives)
+    if candidates.size == 0:
+        return None
+    users = np.unique(test["user"][candidates])
+    positives: dict[tuple, int] = {}  # the candidates' users' positives by user and history
+    for row in np.flatnonzero((test["label"] == 1) & np.isin(test["user"], users)):
+        positives.setdefault(_user_and_history(test, int(row)), int(row))
+    for row in candidates:
+        positive = positives.get(_user_and_history(test, int(row)))
+        if positive is not None:
+            return int(row), positive
+    return None
+
+
+def _user_rows(params: Params, meta: dict, test: dict[str, np.ndarray]) -> tuple[int, int]:
+    """Rows of the chosen test user's negative and positive samples (``figures.user`` or the first
+    user with ``figures.min_history`` clicks)."""
     figures = params.figures
+    max_len = params.datasets[figures.dataset].training.max_len
+    user = None
     if figures.user is not None:
         index = np.flatnonzero(meta["user_ids"] == figures.user)
         if index.size == 0:
             raise ConfigError(f"figures.user: {figures.user!r} is not a user of the processed data")
-        rows = np.flatnonzero(test["user"] == index[0])
-        if rows.size == 0:
+        if not np.any(test["user"] == index[0]):
             raise ConfigError(f"figures.user: {figures.user!r} is not a test user")
-        return int(rows[0])
-    kept = np.minimum(test["length"], params.datasets[figures.dataset].training.max_len)
-    rows = np.flatnonzero((test["label"] == 0) & (kept >= figures.min_history))
-    if rows.size == 0:
-        raise ConfigError(f"figures.min_history: no test user has {figures.min_history} clicks of history")
-    return int(rows[0])
+        user = int(index[0])
+    pair = candidate_pair(test, user, figures.min_history, max_len)
+    if pair is None:
+        who = (f"figures.user: {figures.user!r} has" if user is not None
+               else f"figures.min_history: no test user with {figures.min_history} clicks of history has")
+        raise ConfigError(f"{who} no negative and positive test sample sharing one history "
+                          "(Figs. 5b and 6 compare the two)")
+    return pair
 
 
-def _user_batch(test: dict[str, np.ndarray], row: int, max_len: int) -> Batch:
+def _user_batch(test: dict[str, np.ndarray], rows: tuple[int, int], max_len: int) -> Batch:
     """The user's negative and positive samples (same history, cut to the latest ``max_len``
     clicks) as one batch, made as training makes its batches (context feature included). It has
     no padding: with ``max_pool_zero: padded`` no zero joins its max-pools, as in the code's
     batch of these two samples alone."""
     samples = DeviceSamples(test, torch.device("cpu"), max_len)
-    width = int(min(test["length"][row], max_len))
-    return samples.batch(BatchIndex(torch.tensor([row, row + 1]), width))
+    width = int(min(test["length"][rows[0]], max_len))
+    return samples.batch(BatchIndex(torch.tensor(rows), width))
 
 
 @torch.no_grad()
@@ -98,8 +129,8 @@ def figure_data(params: Params, data_dir: Path, snapshots_dir: Path, out_dir: Pa
     manifest = json.loads((snapshots_dir / "snapshots.json").read_text(encoding="utf-8"))
     items, cats = popular_items(meta, train, params.figures.categories, params.figures.items_per_category)
     labels = _labels(meta, items, cats)
-    row = _user_row(params, meta, test)
-    batch = _user_batch(test, row, params.datasets[params.figures.dataset].training.max_len)
+    rows = _user_rows(params, meta, test)
+    batch = _user_batch(test, rows, params.datasets[params.figures.dataset].training.max_len)
     # Numbered by position: a user may click the same item twice.
     visited = [f"{k + 1}. {label}" for k, label in
                enumerate(_labels(meta, batch.hist_item[0].numpy(), batch.hist_category[0].numpy()))]
@@ -119,7 +150,7 @@ def figure_data(params: Params, data_dir: Path, snapshots_dir: Path, out_dir: Pa
             _matrix(view.scores[k], visited).to_csv(tmp / f"fig6_{kind}.csv")
             target = _labels(meta, batch.item[k : k + 1].numpy(), batch.category[k : k + 1].numpy())[0]
             candidates[kind] = {"item": target, "click_probability": float(probability[k])}
-        user = str(meta["user_ids"][int(test["user"][row])])
+        user = str(meta["user_ids"][int(test["user"][rows[0]])])
         write_json(tmp / "figures.json", {
             "snapshots": snapshots, "categories": params.figures.categories,
             "user": user, "candidates": candidates,
