@@ -69,6 +69,33 @@ def test_validation_chooses_the_reported_evaluation(tiny) -> None:
     assert all(np.isfinite(row["train_logloss"]) for row in result.history)
 
 
+def test_the_training_loss_of_each_evaluation_is_that_of_the_batches_since_the_previous(tiny, monkeypatch) -> None:
+    """Fig. 4's training curve: as the reference code prints it, the mean click LogLoss of the
+    training batches since the previous evaluation (an epoch's end included), weighted by samples."""
+    params, data, meta = tiny
+    seen: list[tuple[float, int]] = []
+    real = loop.train_step
+
+    def recording(model, optimizer, batch, spec, precision):
+        loss, ctr = real(model, optimizer, batch, spec, precision)
+        seen.append((float(ctr), batch.label.numel()))
+        return loss, ctr
+
+    monkeypatch.setattr(loop, "train_step", recording)
+    torch.manual_seed(0)
+    net = build_model("din", meta["n_items"], meta["n_categories"], params.models["din"].architecture)
+    result = train_run(net, data, _training(epochs=2), seed=0, eval_batch_size=64, label="test",
+                       statistics_samples=2560, eval_every=3)
+    assert sum(row["epoch_end"] == 0 for row in result.history) >= 2  # windows inside epochs too
+    previous = 0
+    for row in result.history:
+        window = seen[previous : row["step"]]
+        expected = sum(loss * n for loss, n in window) / sum(n for _, n in window)
+        assert row["train_logloss"] == pytest.approx(expected, rel=1e-6), row
+        previous = row["step"]
+    assert previous == len(seen)
+
+
 @pytest.mark.parametrize("asked", [40, 2560])
 def test_each_evaluation_measures_its_statistics_at_its_own_weights(tiny, monkeypatch, asked) -> None:
     """Before every evaluation batch norm and Dice measure their statistics on the run's sample

@@ -33,7 +33,7 @@ DIEN_PAPER_NOTE = ("‡ The DIEN paper's own DIN and DIEN, under the protocol th
 FIGURES = (
     ("figures/fig4.png", "Fig. 4: LogLoss during training, with and without the relative positional module",
      ("Mean over Table II's seeds; solid lines the test set at every evaluation, dotted lines the "
-     "training batches' mean LogLoss over each epoch, drawn at its end; the legend names SARN with "
+     "training batches' mean LogLoss since the previous evaluation (as the paper's code prints it); the legend names SARN with "
      "and without the module (α = 0). LogLoss is the binary cross-entropy, twice the scale the "
      "paper's code logs."), "fig4.html", ("figures/fig4.csv",)),
     ("figures/fig5a.png", "Fig. 5a: the similitude relations R during training",

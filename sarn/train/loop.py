@@ -158,8 +158,8 @@ def train_step(model: CTRModel, optimizer: torch.optim.Optimizer, batch: Batch, 
     return loss, ctr
 
 
-class EpochTally:
-    """The click losses of an epoch's batches so far, kept on the device until read."""
+class LossTally:
+    """The click losses of the training batches since the last read, kept on the device until read."""
 
     def __init__(self) -> None:
         self._sums: list[torch.Tensor] = []
@@ -169,23 +169,27 @@ class EpochTally:
         self._sums.append(click_loss_mean.detach() * batch_size)
         self.samples += batch_size
 
-    def mean(self) -> float:
-        """Mean click LogLoss over the samples seen so far (reads the device once)."""
-        return float(torch.stack(self._sums).double().sum()) / self.samples
+    def read(self) -> float:
+        """Mean click LogLoss over the samples added since the previous read (reads the device
+        once), and start afresh: what the reference code prints as its training loss at every
+        evaluation (its mean over the 100 iterations since the last one)."""
+        mean = float(torch.stack(self._sums).double().sum()) / self.samples
+        self._sums, self.samples = [], 0
+        return mean
 
 
 def train_epoch(model: CTRModel, optimizer: torch.optim.Optimizer, train: DeviceSamples,
                 batches: list[BatchIndex], spec: TrainingSpec, label: str, epoch: int,
-                on_step: Callable[[int, EpochTally], None] = lambda step, tally: None,
+                on_step: Callable[[int, LossTally], None] = lambda step, tally: None,
                 precision: Precision = "fp32") -> float:
-    """One pass over ``batches`` in training mode; returns the mean click LogLoss over the
-    epoch's samples. ``on_step(k, tally)`` runs after the epoch's k-th optimizer step (1-based),
-    with the epoch's losses so far; it may evaluate, and must leave the model in training
-    mode. Nothing is read back from the device inside the loop except every ``CHECK_EVERY``
+    """One pass over ``batches`` in training mode; returns the mean click LogLoss of the
+    epoch's batches since ``on_step`` last read the tally (all of them if it never did).
+    ``on_step(k, tally)`` runs after the epoch's k-th optimizer step (1-based); it may read the
+    tally and evaluate, and must leave the model in training mode. Nothing is read back from the device inside the loop except every ``CHECK_EVERY``
     steps."""
     model.train()
     pending: list[torch.Tensor] = []
-    tally = EpochTally()
+    tally = LossTally()
     # Closed on the way out of any exception too, so that the bar is wiped before the one-line
     # message of an error or Ctrl-C is printed.
     with tqdm((train.batch(part) for part in batches), total=len(batches), leave=False,
@@ -198,7 +202,7 @@ def train_epoch(model: CTRModel, optimizer: torch.optim.Optimizer, train: Device
                 _check_finite(pending, step - len(pending) + 1, label, epoch)
                 pending = []
             on_step(step, tally)
-    return tally.mean()
+    return tally.read()
 
 
 # What a run reports, by the rule that picks one of its evaluations (see RunResult).
@@ -210,7 +214,8 @@ class RunResult:
     """A run's evaluations and what each selection rule picks among them.
 
     ``history``: one row per evaluation (``epoch``, optimizer ``step``, ``epoch_end``, the
-    epoch's mean train LogLoss so far, and the metrics of each evaluated split).
+    mean click LogLoss of the training batches since the previous evaluation, and the metrics
+    of each evaluated split).
     ``selected[rule]``: the index in ``history`` that ``rule`` picks: ``validation`` (the best
     validation AUC: what the project reports; absent without a validation set), ``test`` (the
     best test AUC: the reference code's rule, reported only as a labelled extra), ``last``.
@@ -300,12 +305,12 @@ def train_run(
                     wanted.setdefault(round(fraction * len(batches) * spec.epochs), []).append(fraction)
                 keep(0)
 
-            def stepped(step: int, tally: EpochTally, epoch: int = epoch, last: int = len(batches)) -> None:
+            def stepped(step: int, tally: LossTally, epoch: int = epoch, last: int = len(batches)) -> None:
                 nonlocal step_total
                 step_total += 1
                 keep(step_total)
                 if eval_every and step_total % eval_every == 0 and step < last:
-                    evaluate(epoch, tally.mean(), epoch_end=False)
+                    evaluate(epoch, tally.read(), epoch_end=False)
 
             train_logloss = train_epoch(model, optimizer, train, batches, spec, label, epoch, stepped,
                                         precision)
