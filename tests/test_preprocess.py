@@ -322,6 +322,15 @@ def test_labels_need_a_time_split_and_click_logs_no_negative_drop() -> None:
         build_samples(_log(), _protocol(negative_drop=0.5))
 
 
+def test_a_split_of_clicks_only_is_refused_by_name() -> None:
+    """An AUC needs clicks and non-clicks: a split of one class stops preprocessing with a message,
+    not a NaN that breaks the statistics' file."""
+    no_late_negative = LABELED.replace("a,i5,c1,50,0,app", "a,i5,c1,50,1,app")
+    frame = as_log(pd.read_csv(io.StringIO(no_late_negative), dtype={"user_id": str, "item_id": str}))
+    with pytest.raises(DataError, match=r"the test split's 3 samples are all clicks \(label 1\)"):
+        build_samples(frame, _labeled_protocol())
+
+
 def test_split_by_time_sends_late_targets_to_test() -> None:
     splits, meta = build_samples(_log(), _protocol(split={"by": "time", "cutoff": 50, "valid": 0.25}))
     users = meta["ids"]["user_ids"]

@@ -74,8 +74,16 @@ def test_header_only(tmp_path) -> None:
 
 
 def test_missing_column(tmp_path) -> None:
-    with pytest.raises(DataError, match=r"missing column\(s\) category_id"):
+    with pytest.raises(DataError, match=r"missing column\(s\) category_id; .* read 'user_id', 'item_id', 'timestamp'"):
         read_user_log(_write(tmp_path, "user_id,item_id,timestamp\nu,i,3\n"))
+    with pytest.raises(DataError, match=r"missing column\(s\) item_id, category_id, timestamp; .* read 'user_id', ' item_id'"):
+        read_user_log(_write(tmp_path, f"user_id, item_id, category_id, timestamp\nu,i,c,{T0}\n"))
+
+
+def test_a_column_the_reader_does_not_know_is_refused(tmp_path) -> None:
+    """A click label under another name would otherwise be dropped and every impression read as a click."""
+    with pytest.raises(DataError, match=r"clicks.csv: unknown column\(s\) 'is_click'; .*must be named label"):
+        read_user_log(_write(tmp_path, f"user_id,item_id,category_id,timestamp,is_click\nu,i,c,{T0},0\n"))
 
 
 def test_non_numeric_timestamp_names_the_line(tmp_path) -> None:
@@ -212,6 +220,7 @@ def test_a_labeled_log_with_context_runs_through_every_stage_and_reports_auc_onl
     assert 0.5 < metrics["auc_mean"] <= 1 and "logloss_mean" not in metrics and "gauc_mean" not in metrics
     runs = pd.read_csv(tmp_path / "results/table2/mine/din/runs.csv")
     assert runs["test_logloss"].isna().all() and runs["test_auc"].notna().all()
+    assert runs["failed"].isna().all()  # judged by its AUC, which beats chance; its LogLoss is shifted
     # No negative dropped: nothing biases LogLoss and gAUC, which are then reported.
     params["datasets"]["mine"]["protocol"]["negative_drop"] = 0.0
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -258,20 +267,19 @@ def test_a_missing_or_foreign_stored_log_is_refused(tmp_path) -> None:
 
 
 def _tricky_log(n: int = 400, seed: int = 0) -> pd.DataFrame:
-    """Ids with spaces around them, digits that sort as text ("10" < "9"), accents; an
-    extra column; no two rows alike."""
+    """Ids with spaces around them, digits that sort as text ("10" < "9"), accents; no two rows alike."""
     rng = np.random.default_rng(seed)
     pool = np.array(["u1", " u10", "u9 ", "10", "9", "007", "é", "Zoë", "ａ", "x y"], dtype=object)
     return pd.DataFrame({
         "user_id": pool[rng.integers(0, pool.size, n)], "item_id": [f"i{k}" for k in rng.integers(0, 50, n)],
         "category_id": rng.choice([" c1", "c2", "c10"], n), "timestamp": T0 + np.arange(n) * 7,
-        "label": rng.integers(0, 2, n), "context": rng.choice(["web", " app ", "tv"], n), "notes": "ignored",
+        "label": rng.integers(0, 2, n), "context": rng.choice(["web", " app ", "tv"], n),
     })
 
 
 def test_reading_in_chunks_gives_the_log_read_whole(tmp_path) -> None:
     frame = _tricky_log()
-    whole = frame.drop(columns="notes").astype(str).apply(lambda column: column.str.strip())
+    whole = frame.astype(str).apply(lambda column: column.str.strip())
     expected = as_log(whole.astype({"timestamp": np.int64, "label": np.int8}))  # coded by categorical()
     assert list(expected["user_id"].cat.categories)[:3] == ["007", "10", "9"]
     frame.to_csv(tmp_path / "log.csv", index=False)

@@ -192,9 +192,18 @@ def read_user_log(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> tuple[pd.Da
     rows = clicked = 0
     for chunk in (_parquet_chunks if parquet else _csv_chunks)(path, chunk_rows):
         if not parts:
+            header = ", ".join(map(repr, chunk.columns))
             missing = [c for c in COLUMNS if c not in chunk.columns]
             if missing:
-                raise DataError(f"{path}: missing column(s) {', '.join(missing)}; expected columns {expected}")
+                raise DataError(f"{path}: missing column(s) {', '.join(missing)}; expected columns {expected}, "
+                                f"read {header}")
+            # A click label or feature under another name would be dropped without a word, and
+            # every impression read as a click.
+            unknown = [c for c in chunk.columns if c not in (*COLUMNS, *OPTIONAL)]
+            if unknown:
+                raise DataError(f"{path}: unknown column(s) {', '.join(map(repr, unknown))}; expected columns "
+                                f"{expected} (a 0/1 click label must be named label, one impression feature "
+                                "context; drop any other column)")
             parts = {c: [] for c in (*COLUMNS, *OPTIONAL) if c in chunk.columns}
         text = {}
         for column in parts:

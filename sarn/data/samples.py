@@ -305,6 +305,11 @@ def build_samples(log: pd.DataFrame, protocol: ProtocolSpec, on_split: SplitSink
         if vocab_contexts is not None:
             arrays["context"] = _index(vocab_contexts, ids["context"].size)[samples.context[idx]]
         split_stats |= _split_statistics(name, arrays)
+        size, positives = split_stats[f"{name}_samples"], split_stats[f"{name}_positives"]
+        if size and positives in (0, size):
+            raise DataError(f"the {name} split's {size} samples are all "
+                            f"{'clicks (label 1)' if positives else 'non-clicks (label 0)'}: an AUC needs both "
+                            "in every split (check the log's label column and protocol.split)")
         if on_split is None:
             splits[name] = arrays
         else:
