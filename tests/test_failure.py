@@ -58,3 +58,20 @@ def test_a_run_that_learns_is_not_flagged(processed, tmp_path, caplog) -> None:
         runner.train_model(validate(_params()), "default", "din", processed, tmp_path / "din", n_seeds=2)
     assert pd.read_csv(tmp_path / "din" / "runs.csv").failed.isna().all()  # empty cells
     assert " failed: " not in caplog.text
+
+
+def test_with_training_negatives_dropped_a_run_no_better_than_chance_is_flagged_by_its_auc() -> None:
+    """Dropped negatives shift every LogLoss, so the LogLoss checks would flag sound runs and pass
+    failed ones; the AUC is unshifted."""
+    from sarn.train.failure import failure
+    from sarn.train.loop import RunResult
+
+    def run(valid_aucs: list[float]) -> RunResult:
+        history = [{"valid_auc": auc, "valid_logloss": 3.5, "test_auc": 0.9, "test_logloss": 3.7} for auc in valid_aucs]
+        return RunResult(history, {"validation": 0, "test": 0, "last": len(history) - 1}, "validation", {})
+
+    constant = {"valid": 0.69, "test": 0.69}
+    assert failure(run([0.48, 0.5]), constant, biased_logloss=True) == "best validation AUC 0.5 is no better than chance"
+    assert failure(run([0.48, 0.62]), constant, biased_logloss=True) == ""
+    assert "worse than predicting the training click rate" in failure(run([0.48, 0.62]), constant)
+    assert failure(run([0.5]), {"test": 0.69}, biased_logloss=True) == ""  # no validation set: the test AUC

@@ -5,7 +5,10 @@ AUC near chance, which the NaN check of the training loop never sees; a run too 
 its model can end having learned nothing. A run counts as failed when its best validation
 LogLoss is worse than that of predicting the training click rate for every sample (nothing
 learned that the LogLoss sees), or when its reported test LogLoss is more than ``EXPLODED``
-times that constant predictor's (the run blew up).
+times that constant predictor's (the run blew up). Where training negatives were dropped
+(``protocol.negative_drop``), the LogLoss is shifted and says nothing of this: a run then
+counts as failed when its best validation AUC (test, without a validation set) is no better
+than chance.
 """
 
 from __future__ import annotations
@@ -26,9 +29,13 @@ def constant_loglosses(labels: dict[str, np.ndarray]) -> dict[str, float]:
             for split, split_labels in labels.items() if split != "train"}
 
 
-def failure(result: RunResult, constant: dict[str, float]) -> str:
+def failure(result: RunResult, constant: dict[str, float], biased_logloss: bool = False) -> str:
     """Why ``result`` counts as failed ('' when it does not). ``not x <= bound`` also
     flags a NaN."""
+    if biased_logloss:
+        split = "valid" if "valid" in constant else "test"
+        best = max(row[f"{split}_auc"] for row in result.history)
+        return "" if best > 0.5 else f"best {'validation' if split == 'valid' else split} AUC {best:.4g} is no better than chance"
     reasons = []
     if "valid" in constant:
         best = min(row["valid_logloss"] for row in result.history)

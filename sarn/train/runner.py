@@ -136,7 +136,7 @@ def _run_row(seed: int, result: RunResult, run: _Run) -> dict:
         row |= {f"{prefix}_test_{metric}": picked[f"test_{metric}"] for metric in METRICS}
     # Negatives dropped from training: only the AUC is comparable, and the LogLoss no measure
     # of failure either.
-    row["failed"] = "" if biased else failure(result, run.constant_logloss)
+    row["failed"] = failure(result, run.constant_logloss, biased_logloss=biased)
     if row["failed"]:
         log.warning("train[%s/%s] seed %d failed: %s", run.dataset, run.name, seed, row["failed"])
     if biased:
