@@ -254,6 +254,44 @@ def test_describe_says_what_preprocessing_keeps_and_warns_of_a_small_test_set(tm
     assert "the test set has 48 samples: an AUC measured on it is known to about ±0.065" in caplog.text
     assert main(["describe", "--dataset", "default", "--raw", "raw"]) == 0
     assert "read from raw/clicks.npz" in capsys.readouterr().out
+    # A setting changed since the raw stage ran: described from the source, the raw log named stale.
+    params = tiny_params()
+    params["datasets"]["default"]["source"]["generator"]["n_users"] = 300
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert main(["describe", "--dataset", "default", "--raw", "raw"]) == 0
+    out = capsys.readouterr().out
+    assert ("read from its source (synthetic); raw/clicks.npz was made from other settings or another file "
+            "and is out of date") in out
+    assert "  test: 60 samples" in out
+
+
+def test_describe_sees_a_users_log_edited_after_the_raw_stage(tmp_path, monkeypatch, capsys) -> None:
+    import yaml
+
+    from sarn.cli import main
+    from tests.conftest import tiny_params
+
+    log = pd.DataFrame({"user_id": np.repeat(np.arange(60), 8), "item_id": np.tile(np.arange(8), 60),
+                        "timestamp": T0 + np.arange(480)})
+    log["category_id"] = log["item_id"] % 3
+    log.to_csv(tmp_path / "mine.csv", index=False)
+    params = tiny_params()
+    params["datasets"]["mine"] = {
+        "source": {"kind": "log", "path": str(tmp_path / "mine.csv"), "core": {"users": 2, "items": 2}},
+        "protocol": {"min_history": 1, "max_len": 10, "split": {"by": "user", "train": 0.8, "valid": 0.1,
+                                                                "test": 0.1}, "negative_drop": 0.0, "seed": 0},
+        "training": {"max_len": 10, "eval_every_samples": None, "statistics_samples": 2560},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    assert main(["raw", "--dataset", "mine", "--out", "raw"]) == 0
+    assert main(["describe", "--dataset", "mine", "--raw", "raw"]) == 0
+    assert "read from raw/clicks.npz" in capsys.readouterr().out
+    log[log.user_id < 40].to_csv(tmp_path / "mine.csv", index=False)  # fixed in place
+    assert main(["describe", "--dataset", "mine", "--raw", "raw"]) == 0
+    out = capsys.readouterr().out
+    assert "read from its source (log); raw/clicks.npz was made from other settings or another file" in out
+    assert "log: 40 users" in out
 
 
 def test_a_missing_or_foreign_stored_log_is_refused(tmp_path) -> None:

@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from sarn.data.download import DOWNLOAD_DIR
 from sarn.data.processed import SPLITS
-from sarn.data.raw import LOG_FILE, SOURCE_FILE, read_log
+from sarn.data.raw import LOG_FILE, read_log
 from sarn.data.samples import build_samples
-from sarn.data.sources import raw_log
+from sarn.data.sources import made_from, raw_log
 from sarn.params import DatasetSpec
 
 
 def describe(name: str, spec: DatasetSpec, raw_dir: Path, downloads: Path = DOWNLOAD_DIR) -> str:
     """What preprocessing would keep of dataset ``name``, as text, without writing anything:
     the log's counts, the samples of each split and how precisely the test set measures an
-    AUC. Reads the raw stage's log where ``raw_dir`` holds one, else the source itself."""
-    if (raw_dir / LOG_FILE).is_file():
+    AUC. Reads the raw stage's log where ``raw_dir`` holds one made from the source as it is
+    now, else the source itself (so that a fixed file or a changed setting shows at once)."""
+    source = made_from(raw_dir, spec)
+    if source is not None:
         log_frame, where = read_log(raw_dir / LOG_FILE), str(raw_dir / LOG_FILE)
-        source = json.loads((raw_dir / SOURCE_FILE).read_text(encoding="utf-8"))
     else:
+        stale = (f"; {raw_dir / LOG_FILE} was made from other settings or another file and is out of date"
+                 if (raw_dir / LOG_FILE).is_file() else "")
         columns, source = raw_log(name, spec, downloads)
-        log_frame, where = pd.DataFrame(columns), f"its source ({spec.source.kind})"
+        log_frame, where = pd.DataFrame(columns), f"its source ({spec.source.kind}){stale}"
         del columns
     _, meta = build_samples(log_frame, spec.protocol, on_split=lambda split, arrays: None)
     stats = meta["statistics"]

@@ -8,6 +8,7 @@ filter dropped).
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -73,10 +74,32 @@ def _read_source(name: str, spec: DatasetSpec, downloads: Path) -> tuple[pd.Data
     raise AssertionError(f"unhandled source {source!r}")  # pragma: no cover - the schema is closed
 
 
+def source_settings(spec: DatasetSpec) -> dict:
+    """The ``source`` entry of ``params.yaml`` a raw log is made from, as ``source.json`` keeps it."""
+    return json.loads(json.dumps(spec.source.model_dump(mode="json")))
+
+
+def made_from(raw_dir: Path, spec: DatasetSpec) -> dict | None:
+    """``source.json`` of the raw log in ``raw_dir`` when it was made from ``spec``'s source as it
+    is now (its settings and, for a user's log, the file's bytes); None when there is no raw
+    log or it was made from something else."""
+    if not (raw_dir / LOG_FILE).is_file() or not (raw_dir / SOURCE_FILE).is_file():
+        return None
+    described = json.loads((raw_dir / SOURCE_FILE).read_text(encoding="utf-8"))
+    if described.get("settings") != source_settings(spec):
+        return None
+    if isinstance(spec.source, LogSource):
+        for path, digest in described.get("files", {}).items():
+            if not Path(path).is_file() or sha256_of(Path(path)) != digest:
+                return None
+    return described
+
+
 def raw_log(name: str, spec: DatasetSpec, downloads: Path = DOWNLOAD_DIR) -> tuple[LogColumns, dict]:
     """The raw click log of dataset ``name`` (its columns, after the core filter) and what
     describes where it came from and what each filter dropped (``source.json``)."""
     frame, described = _read_source(name, spec, downloads)
+    described["settings"] = source_settings(spec)
     columns = columns_of(frame)
     del frame  # the columns alone hold the data now: the core filter frees them one by one
     before = counts(columns)
