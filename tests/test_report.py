@@ -204,3 +204,10 @@ def test_a_runs_file_from_before_the_failure_check_is_refused_by_name(tmp_path) 
     with pytest.raises(DataError, match=rf"{path}: no 'failed' column .*train the run again"):
         aggregate(["default"], ["din"], tmp_path, tmp_path / "t2.csv", tmp_path / "m.json", tmp_path / "curves")
     assert not (tmp_path / "t2.csv").exists()
+
+
+def test_a_users_own_model_stands_in_table_two_and_the_shipped_variants_apart() -> None:
+    from sarn.report.index import table2_and_variants
+
+    runs = ["din", "meanpool", "sarn", "rn_aux", "sarn_no_pos"]
+    assert table2_and_variants(runs) == (["din", "meanpool", "sarn"], ["rn_aux", "sarn_no_pos"])

@@ -29,6 +29,13 @@ SIGNIFICANCE = 0.05  # Welch's t-test against SARN over the seeds
 DIEN_PAPER_NOTE = ("‡ The DIEN paper's own DIN and DIEN, under the protocol the SARN paper says it follows "
                    "(AAAI 2019, Table 2): about 0.09 below the SARN paper's on Electronics. ")
 
+# The runs params.yaml ships beside the paper's Table II, and what each changes.
+VARIANTS = {
+    "rn_aux": "RN trained with SARN's two extra losses",
+    "sarn_no_pos": "SARN without the relative positional loss (α = 0)",
+    "sarn_no_aux": "SARN without the auxiliary loss (β = 0)",
+}
+
 # (image, title, caption, notebook, data files behind it)
 FIGURES = (
     ("figures/fig4.png", "Fig. 4: LogLoss during training, with and without the relative positional module",
@@ -68,6 +75,12 @@ def _commit() -> tuple[str, str]:
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)", "unknown"
     return head[0] + (" with uncommitted changes" if dirty else ""), head[1]
+
+
+def table2_and_variants(runs: list[str]) -> tuple[list[str], list[str]]:
+    """The runs Table II shows (the paper's models and any of the user's own, in order) and the
+    variants of ``VARIANTS`` that the index shows apart."""
+    return [m for m in runs if m not in VARIANTS], [m for m in runs if m in VARIANTS]
 
 
 def table2_rows(table: pd.DataFrame, models: list[str]) -> pd.DataFrame:
@@ -122,20 +135,17 @@ def write_index(reports: Path, params_path: Path, processed: Path) -> None:
     effects = _read_csv(reports, "effects.csv")
     datasets = list(dict.fromkeys(table2.dataset))
     runs = list(dict.fromkeys(table2.model))
-    papers = {model for _, model in paper.table2()}
-    main = [m for m in runs if m in papers]
-    others = [m for m in runs if m not in papers]
+    main, others = table2_and_variants(runs)
     commit, date = _commit()
     seeds = sorted(set(table2.n_runs))
-    headline = (f"{len(runs)} runs of {len(datasets)} dataset{'s' if len(datasets) > 1 else ''} "
+    headline = (f"{len(runs)} model{'s' if len(runs) > 1 else ''} on {len(datasets)} dataset{'s' if len(datasets) > 1 else ''} "
                 f"({', '.join(datasets)}), {' or '.join(map(str, seeds))} seeds each; commit "
                 f"<code>{html.escape(commit)}</code> of {date}.")
     parts = [f'<p class="headline">{headline}</p>']
     if not set(datasets) & {d for d, _ in paper.table2()}:
         parts.append('<p class="note">None of these datasets is one of the paper\'s, so no paper number '
-                     'stands beside ours: the embedded dataset shows that the harness runs and what each '
-                     'model finds in it, not that the paper\'s numbers reproduce. The paper\'s datasets are '
-                     'one switch away (<a href="../docs/reproducing.md">docs/reproducing.md</a>, '
+                     'stands beside ours: they show that the harness runs and what each model finds in them, '
+                     'not that the paper\'s numbers reproduce. The paper\'s datasets are one switch away (<a href="../docs/reproducing.md">docs/reproducing.md</a>, '
                      '"The switch").</p>')
     note = ('<p class="note">Mean ± standard deviation over the seeds of each run\'s test metrics at its '
             'evaluation with the best <em>validation</em> AUC. * p &lt; 0.05 in Welch\'s t-test (two-sided, '
@@ -156,10 +166,8 @@ def write_index(reports: Path, params_path: Path, processed: Path) -> None:
     parts.append(_section("Table II: overall performance", _table(table2_rows(table2, main)) + note, "table2"))
     if others:
         parts.append(_section("Other runs: RN with SARN's losses, SARN's ablations",
-                              _table(table2_rows(table2, others)) +
-                              '<p class="note">rn_aux: RN trained with SARN\'s two extra losses; sarn_no_pos: '
-                              'without the relative positional loss (α = 0); sarn_no_aux: without the auxiliary '
-                              'loss (β = 0).</p>', "others"))
+                              _table(table2_rows(table2, others)) + '<p class="note">The columns as in Table II. '
+                              + "; ".join(f"{name}: {VARIANTS[name]}" for name in others) + ".</p>", "others"))
     if effects.empty:
         effects_body = ('<p class="note">Not run. Listing a dataset of <code>experiment.datasets</code> in '
                         '<code>protocol_effects.datasets</code> trains '
