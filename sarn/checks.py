@@ -27,9 +27,14 @@ def architecture_schema(model: str) -> type[BaseModel]:
     """A strict schema built from the keyword-only arguments of ``model``'s constructor."""
     cls = model_class(model)
     hints = typing.get_type_hints(cls.__init__, include_extras=True)
-    fields: dict[str, Any] = {name: (hints[name], ...)
-                              for name, param in inspect.signature(cls.__init__).parameters.items()
-                              if param.kind is inspect.Parameter.KEYWORD_ONLY}
+    names = [name for name, param in inspect.signature(cls.__init__).parameters.items()
+             if param.kind is inspect.Parameter.KEYWORD_ONLY]
+    untyped = [name for name in names if name not in hints]
+    if untyped:
+        raise ConfigError(f"model {model!r} ({cls.__module__}.{cls.__name__}): the constructor's "
+                          f"keyword-only argument(s) {', '.join(untyped)} have no type hint; params.yaml's "
+                          "schema is read from them (docs/adding-a-model.md)")
+    fields: dict[str, Any] = {name: (hints[name], ...) for name in names}
     return create_model(f"{cls.__name__}Architecture",
                         __config__=ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False),
                         **fields)
