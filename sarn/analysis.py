@@ -21,7 +21,7 @@ from sarn.batch import Batch
 from sarn.data.processed import load_meta, load_split
 from sarn.errors import ConfigError
 from sarn.models.sarn import SARN
-from sarn.params import Params
+from sarn.params import FiguresSpec, Params
 from sarn.train.batching import BatchIndex, DeviceSamples
 from sarn.train.checkpoint import load_trained
 
@@ -35,9 +35,21 @@ def _load_sarn(snapshots_dir: Path, checkpoint: str, meta: dict) -> SARN:
     return net
 
 
+def figure_problems(figures: FiguresSpec, meta: dict) -> list[str]:
+    """The keys of ``figures`` that do not fit a processed dataset (``meta`` with its ids), known
+    before any training: ``python -m sarn check`` says them, the figure stage refuses them."""
+    known = set(map(str, meta["category_ids"]))
+    problems = [f"figures.categories: {raw!r} is not a category of the training data"
+                for raw in figures.categories if raw not in known]
+    if figures.user is not None and figures.user not in set(map(str, meta["user_ids"])):
+        problems.append(f"figures.user: {figures.user!r} is not a user of the processed data")
+    return problems
+
+
 def popular_items(meta: dict, train: dict[str, np.ndarray], categories: list[str], per_category: int
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Item and category indices of the most clicked training items of each category."""
+    """Item and category indices of the most clicked training items of each category (every one
+    a category of the training data: :func:`figure_problems`)."""
     valid = train["hist_item"][np.arange(train["hist_item"].shape[1])[None, :] < train["length"][:, None]]
     clicks = np.concatenate([valid, train["item"][train["label"] == 1]])
     counts = np.bincount(clicks, minlength=meta["n_items"])
@@ -45,8 +57,6 @@ def popular_items(meta: dict, train: dict[str, np.ndarray], categories: list[str
     known = {str(raw): k + 1 for k, raw in enumerate(meta["category_ids"])}
     items, cats = [], []
     for raw in categories:
-        if raw not in known:
-            raise ConfigError(f"figures.categories: {raw!r} is not a category of the training data")
         members = np.flatnonzero(item_category == known[raw])
         top = members[np.argsort(-counts[members], kind="stable")[:per_category]]
         items += top.tolist()
@@ -97,8 +107,6 @@ def _user_rows(params: Params, meta: dict, test: dict[str, np.ndarray]) -> tuple
     user = None
     if figures.user is not None:
         index = np.flatnonzero(meta["user_ids"] == figures.user)
-        if index.size == 0:
-            raise ConfigError(f"figures.user: {figures.user!r} is not a user of the processed data")
         if not np.any(test["user"] == index[0]):
             raise ConfigError(f"figures.user: {figures.user!r} is not a test user")
         user = int(index[0])
@@ -125,6 +133,9 @@ def _user_batch(test: dict[str, np.ndarray], rows: tuple[int, int], max_len: int
 def figure_data(params: Params, data_dir: Path, snapshots_dir: Path, out_dir: Path) -> None:
     """Write Fig. 5a's matrices (one per snapshot), Fig. 5b's and Fig. 6's, with a manifest."""
     meta = load_meta(data_dir, with_ids=True)
+    problems = figure_problems(params.figures, meta)
+    if problems:
+        raise ConfigError(f"{data_dir}: " + "; ".join(problems))
     train, test = load_split(data_dir, "train"), load_split(data_dir, "test")
     manifest = json.loads((snapshots_dir / "snapshots.json").read_text(encoding="utf-8"))
     items, cats = popular_items(meta, train, params.figures.categories, params.figures.items_per_category)

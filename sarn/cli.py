@@ -255,8 +255,9 @@ def _code_deps(dvc_yaml: Path, check: bool) -> None:
 
 
 def _check_against_data(params: Params, processed: Path, source: str) -> list[str]:
-    """Check what needs a dataset's size (``eval_every_samples`` against an epoch) for every
-    configured dataset whose processed data exists; return their names."""
+    """Check what needs a dataset's size (``eval_every_samples`` against an epoch) or its ids (the
+    figures' categories and user) for every configured dataset whose processed data exists;
+    return their names."""
     checked, problems = [], []
     for dataset, spec in params.datasets.items():
         stats = processed / dataset / "stats.json"
@@ -266,6 +267,11 @@ def _check_against_data(params: Params, processed: Path, source: str) -> list[st
         samples = json.loads(stats.read_text(encoding="utf-8"))["train_samples"]
         problems += [problem for name, training in runs_on(params, dataset).items()
                      if (problem := evaluation_problem(spec.training, dataset, name, training, samples))]
+        if dataset == params.figures.dataset:
+            from sarn.analysis import figure_problems
+            from sarn.data.processed import load_meta
+
+            problems += figure_problems(params.figures, load_meta(processed / dataset, with_ids=True))
     if problems:
         raise SarnError("\n".join([f"{source} does not fit the processed data in {processed}:",
                                     *(f"  {p}" for p in sorted(set(problems)))]))

@@ -200,6 +200,13 @@ def test_too_few_users_for_the_split_is_an_error() -> None:
         build_samples(_log(), _protocol(split={"by": "user", "train": 0.98, "valid": 0.01, "test": 0.01}))
 
 
+def test_a_time_cutoff_after_the_log_says_when_the_samples_are() -> None:
+    frame = as_log(pd.read_csv(io.StringIO(LABELED), dtype={"user_id": str, "item_id": str}))
+    with pytest.raises(DataError, match=r"\(cutoff 1000, valid share 0.5; the samples' targets run from 15 to 60\): "
+                                        "test would be empty"):
+        build_samples(frame, _labeled_protocol(split={"by": "time", "cutoff": 1000, "valid": 0.5}))
+
+
 def test_sample_files_round_trip_and_are_byte_deterministic(tmp_path) -> None:
     splits, _ = build_samples(_log(), _protocol())
     save_arrays(tmp_path / "a.npz", splits["train"], "samples")

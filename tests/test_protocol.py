@@ -76,6 +76,7 @@ def test_an_evaluation_interval_longer_than_an_epoch_is_refused(stored_at_20, tm
     processed = tmp_path / "processed_root"
     processed.mkdir()
     (processed / "default").symlink_to(root / "processed")
+    raw["figures"].update(categories=["C0", "C999"], user="nobody")  # ids the figures would refuse after training
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     proc = subprocess.run([sys.executable, "-m", "sarn", "--params", str(tmp_path / "params.yaml"), "check",
                            "--processed", str(processed)], cwd=tmp_path, capture_output=True, text=True,
@@ -84,6 +85,9 @@ def test_an_evaluation_interval_longer_than_an_epoch_is_refused(stored_at_20, tm
     assert "does not fit the processed data" in proc.stderr
     assert ("datasets.default.training.eval_every_samples: 6400 samples (50 steps of 128) is more than an epoch of "
             "models.sarn") in proc.stderr
+    assert "figures.categories: 'C999' is not a category of the training data" in proc.stderr
+    assert "'C0'" not in proc.stderr
+    assert "figures.user: 'nobody' is not a user of the processed data" in proc.stderr
 
 
 def test_every_model_is_evaluated_after_as_many_samples_whatever_its_batch_size(stored_at_20, tmp_path):

@@ -152,7 +152,8 @@ def _split(samples: _Samples, protocol: ProtocolSpec, rng: np.random.Generator) 
         in_valid = ~late & np.isin(samples.user, valid_users)
         parts = {"train": np.flatnonzero(~late & ~in_valid), "valid": np.flatnonzero(in_valid),
                  "test": np.flatnonzero(late)}
-        shares = f"cutoff {split.cutoff}, valid share {split.valid}"
+        shares = (f"cutoff {split.cutoff}, valid share {split.valid}; the samples' targets run from "
+                  f"{samples.timestamp.min()} to {samples.timestamp.max()}")
     else:
         distinct = np.unique(samples.user)
         shuffled = rng.permutation(distinct)
