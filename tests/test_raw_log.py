@@ -207,6 +207,12 @@ def test_a_labeled_log_with_context_runs_through_every_stage_and_reports_auc_onl
     params["figures"].update(dataset="mine", categories=["C0"])
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
+    from sarn.train import runner
+
+    judged_by_auc: list[bool] = []  # how each seed's failure was judged
+    real_failure = runner.failure
+    monkeypatch.setattr(runner, "failure", lambda result, constant, biased_logloss=False: (
+        judged_by_auc.append(biased_logloss), real_failure(result, constant, biased_logloss))[1])
     for argv in (["raw", "--dataset", "mine", "--out", "data/raw/mine"],
                  ["preprocess", "--dataset", "mine", "--raw", "data/raw/mine", "--out", "data/processed/mine"],
                  *(["train", "--dataset", "mine", "--model", model, "--data", "data/processed/mine",
@@ -220,7 +226,8 @@ def test_a_labeled_log_with_context_runs_through_every_stage_and_reports_auc_onl
     assert 0.5 < metrics["auc_mean"] <= 1 and "logloss_mean" not in metrics and "gauc_mean" not in metrics
     runs = pd.read_csv(tmp_path / "results/table2/mine/din/runs.csv")
     assert runs["test_logloss"].isna().all() and runs["test_auc"].notna().all()
-    assert runs["failed"].isna().all()  # judged by its AUC, which beats chance; its LogLoss is shifted
+    assert runs["failed"].isna().all() and judged_by_auc and all(judged_by_auc)  # by the AUC: the LogLoss is shifted
+    judged_by_auc.clear()
     # No negative dropped: nothing biases LogLoss and gAUC, which are then reported.
     params["datasets"]["mine"]["protocol"]["negative_drop"] = 0.0
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -230,6 +237,7 @@ def test_a_labeled_log_with_context_runs_through_every_stage_and_reports_auc_onl
         assert main(argv) == 0, argv
     runs = pd.read_csv(tmp_path / "results/table2/mine/din/runs.csv")
     assert runs["test_logloss"].notna().all() and runs["test_gauc"].notna().all()
+    assert judged_by_auc and not any(judged_by_auc)
 
 
 def test_describe_says_what_preprocessing_keeps_and_warns_of_a_small_test_set(tmp_path, monkeypatch, capsys,
@@ -260,8 +268,8 @@ def test_describe_says_what_preprocessing_keeps_and_warns_of_a_small_test_set(tm
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     assert main(["describe", "--dataset", "default", "--raw", "raw"]) == 0
     out = capsys.readouterr().out
-    assert ("read from its source (synthetic); raw/clicks.npz was made from other settings or another file "
-            "and is out of date") in out
+    assert ("read from its source (synthetic); raw/clicks.npz was made from other settings, another file or an "
+            "older version of the project and is out of date") in out
     assert "  test: 60 samples" in out
 
 
@@ -290,7 +298,7 @@ def test_describe_sees_a_users_log_edited_after_the_raw_stage(tmp_path, monkeypa
     log[log.user_id < 40].to_csv(tmp_path / "mine.csv", index=False)  # fixed in place
     assert main(["describe", "--dataset", "mine", "--raw", "raw"]) == 0
     out = capsys.readouterr().out
-    assert "read from its source (log); raw/clicks.npz was made from other settings or another file" in out
+    assert "read from its source (log); raw/clicks.npz was made from other settings, another file" in out
     assert "log: 40 users" in out
 
 

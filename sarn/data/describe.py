@@ -23,7 +23,8 @@ def describe(name: str, spec: DatasetSpec, raw_dir: Path, downloads: Path = DOWN
     if source is not None:
         log_frame, where = read_log(raw_dir / LOG_FILE), str(raw_dir / LOG_FILE)
     else:
-        stale = (f"; {raw_dir / LOG_FILE} was made from other settings or another file and is out of date"
+        stale = (f"; {raw_dir / LOG_FILE} was made from other settings, another file or an older version "
+                 "of the project and is out of date"
                  if (raw_dir / LOG_FILE).is_file() else "")
         columns, source = raw_log(name, spec, downloads)
         log_frame, where = pd.DataFrame(columns), f"its source ({spec.source.kind}){stale}"

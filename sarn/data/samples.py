@@ -310,7 +310,8 @@ def build_samples(log: pd.DataFrame, protocol: ProtocolSpec, on_split: SplitSink
         if size and positives in (0, size):
             raise DataError(f"the {name} split's {size} samples are all "
                             f"{'clicks (label 1)' if positives else 'non-clicks (label 0)'}: an AUC needs both "
-                            "in every split (check the log's label column and protocol.split)")
+                            "in every split (check the log's label column, protocol.split and, for train, "
+                            "protocol.negative_drop)")
         if on_split is None:
             splits[name] = arrays
         else:

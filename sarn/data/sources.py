@@ -75,8 +75,15 @@ def _read_source(name: str, spec: DatasetSpec, downloads: Path) -> tuple[pd.Data
 
 
 def source_settings(spec: DatasetSpec) -> dict:
-    """The ``source`` entry of ``params.yaml`` a raw log is made from, as ``source.json`` keeps it."""
-    return json.loads(json.dumps(spec.source.model_dump(mode="json")))
+    """What of the ``source`` entry of ``params.yaml`` decides a raw log's content, as
+    ``source.json`` keeps it: not where a published file is fetched from nor its expected
+    checksum (``files`` records the bytes read), so that a new mirror or a recorded checksum
+    changes nothing downstream of the raw stage."""
+    def kept(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: kept(v) for k, v in value.items() if k not in ("urls", "sha256")}
+        return value
+    return kept(json.loads(json.dumps(spec.source.model_dump(mode="json"))))
 
 
 def made_from(raw_dir: Path, spec: DatasetSpec) -> dict | None:
