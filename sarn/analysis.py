@@ -21,7 +21,7 @@ from sarn.batch import Batch
 from sarn.data.processed import load_meta, load_split
 from sarn.errors import ConfigError
 from sarn.models.sarn import SARN
-from sarn.params import FiguresSpec, Params
+from sarn.params import Params
 from sarn.train.batching import BatchIndex, DeviceSamples
 from sarn.train.checkpoint import load_trained
 
@@ -35,21 +35,10 @@ def _load_sarn(snapshots_dir: Path, checkpoint: str, meta: dict) -> SARN:
     return net
 
 
-def figure_problems(figures: FiguresSpec, meta: dict) -> list[str]:
-    """The keys of ``figures`` that do not fit a processed dataset (``meta`` with its ids), known
-    before any training: ``python -m sarn check`` says them, the figure stage refuses them."""
-    known = set(map(str, meta["category_ids"]))
-    problems = [f"figures.categories: {raw!r} is not a category of the training data"
-                for raw in figures.categories if raw not in known]
-    if figures.user is not None and figures.user not in set(map(str, meta["user_ids"])):
-        problems.append(f"figures.user: {figures.user!r} is not a user of the processed data")
-    return problems
-
-
 def popular_items(meta: dict, train: dict[str, np.ndarray], categories: list[str], per_category: int
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Item and category indices of the most clicked training items of each category (every one
-    a category of the training data: :func:`figure_problems`)."""
+    a category of the training data: :func:`figure_choice`)."""
     valid = train["hist_item"][np.arange(train["hist_item"].shape[1])[None, :] < train["length"][:, None]]
     clicks = np.concatenate([valid, train["item"][train["label"] == 1]])
     counts = np.bincount(clicks, minlength=meta["n_items"])
@@ -99,24 +88,31 @@ def candidate_pair(test: dict[str, np.ndarray], user: int | None, min_history: i
     return None
 
 
-def _user_rows(params: Params, meta: dict, test: dict[str, np.ndarray]) -> tuple[int, int]:
-    """Rows of the chosen test user's negative and positive samples (``figures.user`` or the first
-    user with ``figures.min_history`` clicks)."""
+def figure_choice(params: Params, meta: dict, test: dict[str, np.ndarray]
+                  ) -> tuple[list[str], tuple[int, int] | None]:
+    """What of ``params.figures`` does not fit a processed dataset (``meta`` with its ids, its
+    test split), known before any training: ``python -m sarn check`` says it, the figure stage
+    refuses it; and the rows of the chosen test user's negative and positive samples
+    (``figures.user``, or the first user with ``figures.min_history`` clicks) when they exist."""
     figures = params.figures
-    max_len = params.datasets[figures.dataset].training.max_len
+    known = set(map(str, meta["category_ids"]))
+    problems = [f"figures.categories: {raw!r} is not a category of the training data"
+                for raw in figures.categories if raw not in known]
     user = None
     if figures.user is not None:
-        index = np.flatnonzero(meta["user_ids"] == figures.user)
+        index = np.flatnonzero(meta["user_ids"].astype(str) == figures.user)
+        if index.size == 0:
+            return [*problems, f"figures.user: {figures.user!r} is not a user of the processed data"], None
         if not np.any(test["user"] == index[0]):
-            raise ConfigError(f"figures.user: {figures.user!r} is not a test user")
+            return [*problems, f"figures.user: {figures.user!r} is not a test user"], None
         user = int(index[0])
-    pair = candidate_pair(test, user, figures.min_history, max_len)
+    pair = candidate_pair(test, user, figures.min_history, params.datasets[figures.dataset].training.max_len)
     if pair is None:
         who = (f"figures.user: {figures.user!r} has" if user is not None
                else f"figures.min_history: no test user with {figures.min_history} clicks of history has")
-        raise ConfigError(f"{who} no negative and positive test sample sharing one history "
-                          "(Figs. 5b and 6 compare the two)")
-    return pair
+        problems.append(f"{who} no negative and positive test sample sharing one history "
+                        "(Figs. 5b and 6 compare the two)")
+    return problems, pair
 
 
 def _user_batch(test: dict[str, np.ndarray], rows: tuple[int, int], max_len: int) -> Batch:
@@ -133,14 +129,13 @@ def _user_batch(test: dict[str, np.ndarray], rows: tuple[int, int], max_len: int
 def figure_data(params: Params, data_dir: Path, snapshots_dir: Path, out_dir: Path) -> None:
     """Write Fig. 5a's matrices (one per snapshot), Fig. 5b's and Fig. 6's, with a manifest."""
     meta = load_meta(data_dir, with_ids=True)
-    problems = figure_problems(params.figures, meta)
-    if problems:
-        raise ConfigError(f"{data_dir}: " + "; ".join(problems))
     train, test = load_split(data_dir, "train"), load_split(data_dir, "test")
+    problems, rows = figure_choice(params, meta, test)
+    if problems or rows is None:
+        raise ConfigError(f"{data_dir}: " + "; ".join(problems))
     manifest = json.loads((snapshots_dir / "snapshots.json").read_text(encoding="utf-8"))
     items, cats = popular_items(meta, train, params.figures.categories, params.figures.items_per_category)
     labels = _labels(meta, items, cats)
-    rows = _user_rows(params, meta, test)
     batch = _user_batch(test, rows, params.datasets[params.figures.dataset].training.max_len)
     # Numbered by position: a user may click the same item twice.
     visited = [f"{k + 1}. {label}" for k, label in

@@ -268,10 +268,11 @@ def _check_against_data(params: Params, processed: Path, source: str) -> list[st
         problems += [problem for name, training in runs_on(params, dataset).items()
                      if (problem := evaluation_problem(spec.training, dataset, name, training, samples))]
         if dataset == params.figures.dataset:
-            from sarn.analysis import figure_problems
-            from sarn.data.processed import load_meta
+            from sarn.analysis import figure_choice
+            from sarn.data.processed import load_meta, load_split
 
-            problems += figure_problems(params.figures, load_meta(processed / dataset, with_ids=True))
+            meta, test = load_meta(processed / dataset, with_ids=True), load_split(processed / dataset, "test")
+            problems += figure_choice(params, meta, test)[0]
     if problems:
         raise SarnError("\n".join([f"{source} does not fit the processed data in {processed}:",
                                     *(f"  {p}" for p in sorted(set(problems)))]))

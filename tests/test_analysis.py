@@ -4,10 +4,8 @@ share the user and the history, wherever the rows lie."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from sarn.analysis import _user_rows, candidate_pair
-from sarn.errors import ConfigError
+from sarn.analysis import candidate_pair, figure_choice
 from sarn.params import validate
 
 
@@ -48,12 +46,20 @@ def test_no_pair_when_no_positive_shares_the_history() -> None:
     assert candidate_pair(_split([(0, 0, [1, 2, 3]), (0, 1, [1, 2, 3])]), None, 3, 2) is None  # cut to 2
 
 
-def test_a_user_without_a_pair_is_refused_by_key(params_dict: dict) -> None:
-    test = _split([(0, 0, [1, 2, 3]), (1, 1, [1, 2, 3])])
-    meta = {"user_ids": np.array(["A", "B"])}
-    params_dict["figures"]["user"] = "A"
-    with pytest.raises(ConfigError, match=r"figures\.user: 'A' has no negative and positive test sample"):
-        _user_rows(validate(params_dict), meta, test)
-    params_dict["figures"].update(user=None, min_history=2)
-    with pytest.raises(ConfigError, match=r"figures\.min_history: no test user with 2 clicks"):
-        _user_rows(validate(params_dict), meta, test)
+def test_each_figure_key_the_data_cannot_serve_is_named(params_dict: dict) -> None:
+    test = _split([(0, 0, [1, 2, 3]), (1, 1, [1, 2, 3]), (1, 0, [1, 2, 3])])
+    meta = {"user_ids": np.array(["A", "B", "C"]), "category_ids": np.array(["C0", "C1"])}
+    params_dict["figures"].update(user="A", categories=["C0", "C9"])
+    problems, rows = figure_choice(validate(params_dict), meta, test)
+    assert problems == ["figures.categories: 'C9' is not a category of the training data",
+                        ("figures.user: 'A' has no negative and positive test sample sharing one history "
+                        "(Figs. 5b and 6 compare the two)")] and rows is None
+    params_dict["figures"].update(user="B", categories=["C0"])
+    assert figure_choice(validate(params_dict), meta, test) == ([], (2, 1))
+    for user, said in (("Z", "is not a user of the processed data"), ("C", "is not a test user")):
+        params_dict["figures"]["user"] = user
+        assert figure_choice(validate(params_dict), meta, test) == ([f"figures.user: {user!r} {said}"], None)
+    params_dict["figures"].update(user=None, min_history=4)
+    assert figure_choice(validate(params_dict), meta, test)[0] == [
+        ("figures.min_history: no test user with 4 clicks of history has no negative and positive test sample "
+        "sharing one history (Figs. 5b and 6 compare the two)")]
