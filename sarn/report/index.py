@@ -138,7 +138,9 @@ def write_index(reports: Path, params_path: Path, processed: Path) -> None:
     main, others = table2_and_variants(runs)
     commit, date = _commit()
     seeds = sorted(set(table2.n_runs))
-    headline = (f"{len(runs)} model{'s' if len(runs) > 1 else ''} on {len(datasets)} dataset{'s' if len(datasets) > 1 else ''} "
+    counted = f"{len(main)} model{'s' if len(main) > 1 else ''}" + (
+        f" and {len(others)} variant{'s' if len(others) > 1 else ''}" if others else "")
+    headline = (f"{counted} on {len(datasets)} dataset{'s' if len(datasets) > 1 else ''} "
                 f"({', '.join(datasets)}), {' or '.join(map(str, seeds))} seeds each; commit "
                 f"<code>{html.escape(commit)}</code> of {date}.")
     parts = [f'<p class="headline">{headline}</p>']
@@ -152,7 +154,8 @@ def write_index(reports: Path, params_path: Path, processed: Path) -> None:
             'each model alone, no correction for testing several) of '
             'the AUC against SARN over the seeds: every seed meets the same test set, so p weighs how much '
             'training from another seed moves a model, not how much another test set would. ⚠ Some seeds failed: their best validation LogLoss is worse than predicting '
-            'the click rate (nothing learned that it sees), or their test LogLoss blew up; which ones and why: '
+            'the click rate (nothing learned that it sees), or their test LogLoss blew up (with training negatives '
+            'dropped, whose LogLoss is shifted: their best validation AUC is no better than chance); which ones and why: '
             'the run\'s <code>runs.csv</code>, column <code>failed</code>. † What the authors\' '
             'code reports: the best <em>test</em> AUC over all '
             'evaluations; not a fair estimate, shown to compare like with like. '

@@ -2,8 +2,8 @@
 
 The validation and test sets are evaluated every ``eval_every`` optimizer steps (params.yaml gives
 it in samples; the SARN code evaluates every 100 steps of 128) and at the end of every epoch (the
-curves of Fig. 4); each evaluation also records the mean LogLoss of the epoch's training batches
-so far (in training mode, as the optimiser saw them). Before each evaluation, batch norm and Dice
+curves of Fig. 4); each evaluation also records the mean click LogLoss of the training batches
+since the previous evaluation (in training mode, as the optimiser saw them). Before each evaluation, batch norm and Dice
 measure the statistics they evaluate with at the current weights, on a fixed sample of one
 buffer of training batches (:func:`calibrate`). The reported test metrics are those of the
 evaluation with the best validation AUC: the test set never chooses anything. The best

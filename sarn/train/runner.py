@@ -8,7 +8,7 @@ Folder layout (``results/table2/<dataset>/<model>/``; Table III's sweep
   reference code's rule (``testsel_*``: best test AUC) and the last evaluation (``last_*``) give,
   and ``failed``: why the run counts as failed (:mod:`sarn.train.failure`), empty if it does not;
 - ``history.csv``: one row per seed and evaluation: epoch, step, whether it ends an epoch,
-  the epoch's train LogLoss so far, LogLoss/AUC/gAUC of validation and test;
+  the train LogLoss of the batches since the previous evaluation, LogLoss/AUC/gAUC of validation and test;
 - ``checkpoints/seed<k>.pt``: the weights at each seed's reported evaluation;
 - ``run.json``: the hyperparameters, seeds, history length and device that produced them.
 """
