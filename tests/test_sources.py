@@ -356,3 +356,19 @@ def test_the_raw_command_takes_its_download_folder(tmp_path, monkeypatch) -> Non
     assert (tmp_path / "data" / "download" / "r.json.gz").read_bytes() == files["r.json.gz"]
     assert main(["raw", "--dataset", "shop", "--out", "raw3"]) == 0  # now offline is fine
     assert main(["download", "--dataset", "default"]) == 0  # nothing to fetch for generated data
+
+
+def test_the_recorded_source_settings_leave_out_mirrors_and_expected_checksums(params_dict) -> None:
+    """A new mirror or a checksum written into params.yaml changes no byte of the log: recording
+    them would change source.json, then stats.json, and retrain every run on the dataset."""
+    from sarn.data.sources import source_settings
+    from sarn.params import validate
+
+    spec = validate(params_dict).datasets["electronics"]
+    settings = source_settings(spec)
+    assert settings["reviews"] == {"file": "reviews_Electronics_5.json.gz"} and settings["core"] == {"users": 5, "items": 5}
+    params_dict["datasets"]["electronics"]["source"]["reviews"]["urls"] = ["http://127.0.0.1:1/mirror.json.gz"]
+    params_dict["datasets"]["electronics"]["source"]["reviews"]["sha256"] = None
+    assert source_settings(validate(params_dict).datasets["electronics"]) == settings
+    params_dict["datasets"]["electronics"]["source"]["core"]["users"] = 10
+    assert source_settings(validate(params_dict).datasets["electronics"]) != settings
