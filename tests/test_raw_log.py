@@ -277,20 +277,12 @@ def test_describe_sees_a_users_log_edited_after_the_raw_stage(tmp_path, monkeypa
     import yaml
 
     from sarn.cli import main
-    from tests.conftest import tiny_params
 
     log = pd.DataFrame({"user_id": np.repeat(np.arange(60), 8), "item_id": np.tile(np.arange(8), 60),
                         "timestamp": T0 + np.arange(480)})
     log["category_id"] = log["item_id"] % 3
     log.to_csv(tmp_path / "mine.csv", index=False)
-    params = tiny_params()
-    params["datasets"]["mine"] = {
-        "source": {"kind": "log", "path": str(tmp_path / "mine.csv"), "core": {"users": 2, "items": 2}},
-        "protocol": {"min_history": 1, "max_len": 10, "split": {"by": "user", "train": 0.8, "valid": 0.1,
-                                                                "test": 0.1}, "negative_drop": 0.0, "seed": 0},
-        "training": {"max_len": 10, "eval_every_samples": None, "statistics_samples": 2560},
-    }
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(_params_with_log(tmp_path / "mine.csv")))
     monkeypatch.chdir(tmp_path)
     assert main(["raw", "--dataset", "mine", "--out", "raw"]) == 0
     assert main(["describe", "--dataset", "mine", "--raw", "raw"]) == 0
