@@ -53,7 +53,7 @@ def project(tmp_path_factory) -> Path:
          "--param", "table3_path=reports/table3.csv", "--param", "effects_path=reports/effects.csv",
          "--param", "results_root=results/table2", "--param", "processed_root=data/processed",
          "--out", "reports/tables.ipynb", "--html", "reports/tables.html"],
-        ["report", "--notebook", "workflow/notebooks/fig4.ipynb", "--param", "results_root=results/table2",
+        ["report", "--notebook", "workflow/notebooks/fig4.ipynb", "--param", "curves_root=reports/curves",
          "--param", "table2_path=reports/table2.csv", "--param", "with_model=sarn", "--param",
          "without_model=sarn_no_pos", "--param", "out_dir=reports/figures", *style("fig4"),
          "--out", "reports/fig4.ipynb", "--html", "reports/fig4.html"],

@@ -37,7 +37,7 @@ rule figure_data:
 rule report_fig4:
     input:
         table2="reports/table2.csv",
-        runs=TABLE2_RUNS,
+        curves="reports/curves",
         stamps=stamps("report_fig4"),
         notebook="workflow/notebooks/fig4.ipynb",
         code=code("report_fig4"),
@@ -56,7 +56,7 @@ rule report_fig4:
     conda:
         "../envs/sarn.yaml"
     shell:
-        "python -m sarn report --notebook {input.notebook} --param results_root=results/table2"
+        "python -m sarn report --notebook {input.notebook} --param curves_root={input.curves}"
         " --param table2_path={input.table2} {params.models} --param out_dir=reports/figures"
         " {params.style} --out {output.notebook} --html {output.html} 2> {log}"
 
