@@ -211,3 +211,21 @@ def test_a_users_own_model_stands_in_table_two_and_the_shipped_variants_apart() 
 
     runs = ["din", "meanpool", "sarn", "rn_aux", "sarn_no_pos"]
     assert table2_and_variants(runs) == (["din", "meanpool", "sarn"], ["rn_aux", "sarn_no_pos"])
+
+
+def test_the_headline_counts_models_and_variants_apart() -> None:
+    from sarn.report.index import headline
+
+    said = headline(["din", "sarn"], ["sarn_no_pos"], ["default"], [10], "abc1234", "2026-12-03")
+    assert said == ("2 models and 1 variant on 1 dataset (default), 10 seeds each; commit <code>abc1234</code> "
+                    "of 2026-12-03.")
+    assert headline(["sarn"], [], ["a", "b"], [1, 2], "x", "d").startswith("1 model on 2 datasets (a, b), 1 or 2 seeds")
+
+
+def test_the_papers_own_disagreement_on_dien_is_said_where_taobao_is_shown() -> None:
+    from sarn.report import paper
+
+    assert paper.errata(["default"]) == []
+    (said,) = paper.errata(["books", "taobao"])
+    table2, table3 = paper.table2()[("taobao", "dien")][0], paper.table3()[("taobao", "dien")][50]
+    assert f"{table3:.4f}" in said and f"{table2:.4f}" in said and table2 != table3

@@ -83,6 +83,19 @@ def table2_and_variants(runs: list[str]) -> tuple[list[str], list[str]]:
     return [m for m in runs if m not in VARIANTS], [m for m in runs if m in VARIANTS]
 
 
+def _counted(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def headline(main: list[str], others: list[str], datasets: list[str], seeds: list[int], commit: str, date: str
+             ) -> str:
+    """The report's first line: what ran, on what, how often, from which commit (HTML)."""
+    variants = f" and {_counted(len(others), 'variant')}" if others else ""
+    return (f"{_counted(len(main), 'model')}{variants} on {_counted(len(datasets), 'dataset')} "
+            f"({', '.join(datasets)}), {' or '.join(map(str, seeds))} seeds each; commit "
+            f"<code>{html.escape(commit)}</code> of {date}.")
+
+
 def table2_rows(table: pd.DataFrame, models: list[str]) -> pd.DataFrame:
     """Table II as the index shows it: per dataset the test AUC (mean ± std over seeds, marked *
     where Welch's test against SARN gives p < 0.05, ⚠ where a seed failed), the paper's AUC and our difference to it,
@@ -137,13 +150,7 @@ def write_index(reports: Path, params_path: Path, processed: Path) -> None:
     runs = list(dict.fromkeys(table2.model))
     main, others = table2_and_variants(runs)
     commit, date = _commit()
-    seeds = sorted(set(table2.n_runs))
-    counted = f"{len(main)} model{'s' if len(main) > 1 else ''}" + (
-        f" and {len(others)} variant{'s' if len(others) > 1 else ''}" if others else "")
-    headline = (f"{counted} on {len(datasets)} dataset{'s' if len(datasets) > 1 else ''} "
-                f"({', '.join(datasets)}), {' or '.join(map(str, seeds))} seeds each; commit "
-                f"<code>{html.escape(commit)}</code> of {date}.")
-    parts = [f'<p class="headline">{headline}</p>']
+    parts = [f'<p class="headline">{headline(main, others, datasets, sorted(set(table2.n_runs)), commit, date)}</p>']
     if not set(datasets) & {d for d, _ in paper.table2()}:
         parts.append('<p class="note">None of these datasets is one of the paper\'s, so no paper number '
                      'stands beside ours: they show that the harness runs and what each model finds in them, '
@@ -193,7 +200,9 @@ def write_index(reports: Path, params_path: Path, processed: Path) -> None:
     parts.append(_section("Table III: AUC by maximum history length", _table(table3_display(table3)) +
                           f'<p class="note">Mean ± standard deviation {over}(<code>table3.n_seeds</code>; the '
                           'paper does not say how many it ran), each seed reporting its evaluation with the best '
-                          'validation AUC. <a href="table3.csv">table3.csv</a></p>', "table3"))
+                          'validation AUC. ' + "".join(f"{html.escape(text)} " for text in
+                                                       paper.errata(list(dict.fromkeys(table3.dataset)))) +
+                          '<a href="table3.csv">table3.csv</a></p>', "table3"))
     figures = []
     for image, title, caption, notebook, data in FIGURES:
         links = ", ".join(f'<a href="{d}">{Path(d).name}</a>' for d in data)

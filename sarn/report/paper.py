@@ -37,3 +37,8 @@ def table3() -> dict[tuple[str, str], dict[int, float]]:
     """(dataset, model) → {maximum history length: AUC}."""
     return {(dataset, model): dict(row) for dataset, models in _numbers()["table3"].items()
             for model, row in models.items()}
+
+
+def errata(datasets: list[str]) -> list[str]:
+    """Where the paper's own numbers for ``datasets`` disagree with each other, in words."""
+    return [text for dataset, text in _numbers().get("errata", {}).items() if dataset in datasets]
