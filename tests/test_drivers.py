@@ -276,6 +276,16 @@ def test_both_drivers_agree_and_never_report_stale_results(tmp_path: Path) -> No
     assert set(re.findall(r"^rule (\w+):", snakemake(project, "-n"), re.MULTILINE)) == {"all", "index"}
     dvc(project, "repro")
 
+    # Another model for Figs. 5 and 6, whose hyperparameters are already stamped: both drivers
+    # retrain the snapshots (the key itself is a dependency, not only the model's section).
+    params["figures"]["model"] = "sarn_no_pos"
+    write_params(project, params)
+    assert {"snapshots", "figure_data"} <= set(re.findall(r"^(\S+):$", dvc(project, "status"), re.MULTILINE))
+    assert {"snapshots", "figure_data"} <= set(re.findall(r"^rule (\w+):", snakemake(project, "-n"),
+                                                          re.MULTILINE))
+    params["figures"]["model"] = "sarn"
+    write_params(project, params)
+
     # An edit of a module the train stage runs (and the data stages do not) makes both drivers
     # call its results stale, and leaves the data stages alone.
     with (project / "sarn" / "checks.py").open("a") as source:
