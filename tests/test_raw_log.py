@@ -129,9 +129,11 @@ def test_wrong_field_counts_and_blank_lines_name_the_line(tmp_path) -> None:
     header = "user_id,item_id,category_id,timestamp\n"
     with pytest.raises(DataError, match="malformed CSV"):
         read_user_log(_write(tmp_path, header + "u,i,c,3\nu,i,c,4,extra\n"))
-    with pytest.raises(DataError, match="line 3: empty timestamp"):
+    with pytest.raises(DataError, match="line 3: 3 values where the header has 4 "):
         read_user_log(_write(tmp_path, header + "u,i,c,3\nu,i,c\n"))
-    with pytest.raises(DataError, match="line 3: empty user_id"):
+    with pytest.raises(DataError, match="line 3: empty timestamp"):
+        read_user_log(_write(tmp_path, header + "u,i,c,3\nu,i,c,\n"))
+    with pytest.raises(DataError, match="line 3: a blank line"):
         read_user_log(_write(tmp_path, header + "u,i,c,3\n\nu,i,c,5\n"))
     with pytest.raises(DataError, match="line 2: empty user_id"):
         read_user_log(_write(tmp_path, header + "  ,i,c,3\n"))
@@ -329,6 +331,7 @@ def test_reading_in_chunks_gives_the_log_read_whole(tmp_path) -> None:
 @pytest.mark.parametrize("chunk_rows", [3, 8])
 @pytest.mark.parametrize(("row", "text", "message"), [
     (22, "u,,c,{t}", "line 24: empty item_id"),
+    (17, "u,i,c", "line 19: 3 values where the header has 4"),
     (30, "u,i,c,soon", "line 32: timestamp 'soon' is not an integer"),
     (35, "u,i,c,{t},extra", r"malformed CSV \(Expected 4 fields in line 37, saw 5\); expected one value"),
     (12, "u,i,c,{t}000", r"line 14: timestamp '\d+000' is not plausible as seconds .* looks like milliseconds"),

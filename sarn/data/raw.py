@@ -10,6 +10,8 @@ The raw stage stores the log as ``clicks.npz`` (see :func:`write_log`).
 
 from __future__ import annotations
 
+import csv
+import itertools
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -210,7 +212,9 @@ def read_user_log(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> tuple[pd.Da
             values = chunk[column].astype(str).str.strip()
             blank = np.flatnonzero((values.str.len() == 0).to_numpy() | chunk[column].isna().to_numpy())
             if blank.size:
-                raise DataError(f"{path}: {where(rows + blank[0])}: empty {column} (every row needs {expected})")
+                short = None if parquet else _short_line(path, rows + int(blank[0]) + 2, len(chunk.columns))
+                raise DataError(f"{path}: {where(rows + blank[0])}: {short or f'empty {column}'} (every row needs "
+                                f"{expected})")
             text[column] = values
         for column, allowed in (("timestamp", None), ("label", (0, 1))):
             if column not in parts:
@@ -317,6 +321,17 @@ def _csv_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
         raise DataError(f"{path}: malformed CSV ({problem}); expected one value per header column a line") from None
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: not UTF-8 text ({err})") from None
+
+
+def _short_line(path: Path, line: int, width: int) -> str | None:
+    """What is wrong with CSV ``line`` (1-based) if it is blank or has fewer values than the
+    header's ``width`` (pandas fills the missing ones with empty text); read on the error path only."""
+    with path.open(encoding="utf-8", newline="") as lines:
+        text = next(itertools.islice(lines, line - 1, None), "")
+    values = next(csv.reader([text]), [])
+    if not values:
+        return "a blank line"
+    return f"{len(values)} values where the header has {width}" if len(values) < width else None
 
 
 def _parquet_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
