@@ -60,11 +60,12 @@ def _parents(name: str) -> list[str]:
     return [".".join(parts[:k]) for k in range(1, len(parts))]
 
 
-def _imported(source: str, module: str, top_level_only: bool) -> set[str]:
-    """Package modules named by the import statements of ``source`` (the text of ``module``)."""
+def _imported(source: str, module: str, top_level_only: bool, is_package: bool = False) -> set[str]:
+    """Package modules named by the import statements of ``source`` (the text of ``module``, a
+    package's ``__init__`` when ``is_package``: its relative imports start from itself)."""
     tree = ast.parse(source)
     nodes = tree.body if top_level_only else ast.walk(tree)
-    package = module.rsplit(".", 1)[0]
+    package = module if is_package else module.rsplit(".", 1)[0]
     names: set[str] = set()
     for node in nodes:
         if isinstance(node, ast.Import):
@@ -99,7 +100,8 @@ def code_files(stage: str, root: Path = ROOT) -> list[str]:
             if module in seen or (path := module_file(module, root)) is None:
                 continue
             seen[module] = path
-            todo += _imported(path.read_text(encoding="utf-8"), module, top_level_only=module == _DISPATCHER)
+            todo += _imported(path.read_text(encoding="utf-8"), module, top_level_only=module == _DISPATCHER,
+                              is_package=path.name == "__init__.py")
     files = set(seen.values())
     files |= {data for folder in {path.parent for path in files} for data in folder.iterdir()
               if data.is_file() and data.suffix not in (".py", ".pyc")}

@@ -43,7 +43,8 @@ def test_imports_are_followed_through_packages_functions_and_notebooks(tmp_path,
     root = _package(tmp_path, {
         "sarn/__init__.py": "", "sarn/__main__.py": "from sarn.cli import main\n",
         "sarn/cli.py": "import sarn.base\ndef run():\n    from sarn.work import go\n",
-        "sarn/base.py": "", "sarn/work.py": "def go():\n    from sarn.sub import leaf\n",
+        "sarn/base.py": "", "sarn/work.py": "import sarn.pkg\ndef go():\n    from sarn.sub import leaf\n",
+        "sarn/pkg/__init__.py": "from .inner import f\n", "sarn/pkg/inner.py": "",  # relative to the package
         "sarn/sub/__init__.py": "", "sarn/sub/leaf.py": "from . import table\n", "sarn/sub/table.yaml": "a: 1\n",
         "sarn/sub/table.py": "", "sarn/unused.py": "",
         "book.ipynb": json.dumps({"cells": [{"cell_type": "code", "source": ["from sarn.base import x\n"]},
@@ -52,7 +53,8 @@ def test_imports_are_followed_through_packages_functions_and_notebooks(tmp_path,
     monkeypatch.setitem(STAGE_CODE, "mine", ("sarn.work",))
     monkeypatch.setitem(STAGE_CODE, "book", ("book.ipynb",))
     assert code_files("mine", root) == [
-        "sarn/__init__.py", "sarn/__main__.py", "sarn/base.py", "sarn/cli.py", "sarn/sub/__init__.py",
+        "sarn/__init__.py", "sarn/__main__.py", "sarn/base.py", "sarn/cli.py", "sarn/pkg/__init__.py",
+        "sarn/pkg/inner.py", "sarn/sub/__init__.py",
         "sarn/sub/leaf.py", "sarn/sub/table.py", "sarn/sub/table.yaml", "sarn/work.py"]
     # the command line's branches import each command's work: only its top level counts
     assert "sarn/work.py" not in code_files("book", root)
