@@ -36,6 +36,8 @@ def _write_runs(root, dataset, model, aucs, sub=None, testsel=0.01, last=-0.02, 
         "train_logloss": 0.6, "valid_auc": np.repeat(aucs, 2), "test_auc": np.repeat(aucs, 2) + [0.0, 0.01] * n,
         "test_logloss": 0.5,
     }).to_csv(folder / "history.csv", index=False)
+    if sub is None:  # a Table II run: what trained it
+        (folder / "run.json").write_text(json.dumps({"device": "cpu", "precision": "fp32", "torch": "2.0"}))
 
 
 def test_table2_statistics_test_and_paper_numbers(tmp_path) -> None:
@@ -64,6 +66,8 @@ def test_table2_statistics_test_and_paper_numbers(tmp_path) -> None:
                                         "auc_p_vs_sarn", "paper_auc", "paper_logloss"]  # today's columns first
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["electronics"]["sarn"]["auc_mean"] == pytest.approx(np.mean(sarn))
+    assert table.trained_on.tolist() == ["cpu fp32, torch 2.0"] * 2  # in the table, not among DVC's metrics
+    assert "trained_on" not in metrics["electronics"]["sarn"]
     shown = table2_display(pd.read_csv(tmp_path / "t2.csv"))
     assert shown.loc["sarn", ("electronics", "AUC")] == f"{np.mean(sarn):.4f} ± {np.std(sarn, ddof=1):.4f}"
 
@@ -143,6 +147,10 @@ def test_a_missing_run_is_named(tmp_path) -> None:
     with pytest.raises(DataError, match="sarn/runs.csv: not found"):
         aggregate(["default"], ["din", "sarn"], tmp_path, tmp_path / "t2.csv", tmp_path / "m.json", tmp_path / "c")
     assert not (tmp_path / "t2.csv").exists()
+    _write_runs(tmp_path, "default", "sarn", [0.8, 0.81])
+    (tmp_path / "default" / "sarn" / "run.json").unlink()
+    with pytest.raises(DataError, match="sarn/run.json: not found"):
+        aggregate(["default"], ["din", "sarn"], tmp_path, tmp_path / "t2.csv", tmp_path / "m.json", tmp_path / "c")
 
 
 def test_table3_rows_and_paper_numbers(tmp_path) -> None:
@@ -216,10 +224,13 @@ def test_a_users_own_model_stands_in_table_two_and_the_shipped_variants_apart() 
 def test_the_headline_counts_models_and_variants_apart() -> None:
     from sarn.report.index import headline
 
-    said = headline(["din", "sarn"], ["sarn_no_pos"], ["default"], [10], "abc1234", "2026-12-03")
-    assert said == ("2 models and 1 variant on 1 dataset (default), 10 seeds each; commit <code>abc1234</code> "
-                    "of 2026-12-03.")
-    assert headline(["sarn"], [], ["a", "b"], [1, 2], "x", "d").startswith("1 model on 2 datasets (a, b), 1 or 2 seeds")
+    said = headline(["din", "sarn"], ["sarn_no_pos"], ["default"], [10], ["cpu fp32, torch 2.0"], "abc1234",
+                    "2026-12-03")
+    assert said == ("2 models and 1 variant on 1 dataset (default), 10 seeds each, trained on cpu fp32, torch 2.0; "
+                    "commit <code>abc1234</code> of 2026-12-03.")
+    assert headline(["sarn"], [], ["a", "b"], [1, 2], ["cpu fp32, torch 2.0", "cuda bf16, torch 2.0"], "x", "d"
+                    ).startswith("1 model on 2 datasets (a, b), 1 or 2 seeds each, trained on cpu fp32, torch 2.0 or "
+                                 "cuda bf16")
 
 
 def test_the_papers_own_disagreement_on_dien_is_said_where_taobao_is_shown() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -27,13 +28,15 @@ TABLE2_COLUMNS = ["dataset", "model", "n_runs"] + [
 ] + ["best_epoch_mean", "auc_p_vs_sarn", "paper_auc", "paper_logloss", "auc_testsel_minus_paper",
    "dien_paper_auc"] + [
     f"{m}_testsel_{s}" for m in METRICS for s in _STATS
-] + ["logloss_testsel_paper_scale_mean", "logloss_testsel_paper_scale_std", "n_flagged"]
+] + ["logloss_testsel_paper_scale_mean", "logloss_testsel_paper_scale_std", "n_flagged", "trained_on"]
 # The paper's numbers are what its code reports, at each run's evaluation with the best *test*
 # AUC: compared with ours, they stand beside our test-selected numbers (``auc_testsel_minus_paper``;
 # the LogLoss halved to the code's scale, ``logloss_testsel_paper_scale_*``), not beside the
 # validation-selected ones the table reports.
 # n_flagged: how many of the n_runs seeds failed (runs.csv: ``failed`` says why); they count
 # in the means all the same, and the report marks their rows.
+# trained_on: the device, precision and torch version of the run (its run.json): a GPU's numbers
+# differ from the CPU's in the last digits, and in more with reduced precision.
 
 TABLE3_COLUMNS = ["dataset", "model", "max_len", "n_runs", "auc_mean", "auc_std",
                   "logloss_mean", "logloss_std", "gauc_mean", "gauc_std", "paper_auc", "n_flagged"]
@@ -47,6 +50,15 @@ def _read_runs(path: Path, hint: str) -> pd.DataFrame:
         raise DataError(f"{path}: no 'failed' column (written by an earlier version, which named it "
                         "'diverged' or checked nothing); train the run again")
     return runs
+
+
+def _trained_on(folder: Path) -> str:
+    """What trained the run in ``folder``, from its run.json: device, precision, torch version."""
+    path = folder / "run.json"
+    if not path.is_file():
+        raise DataError(f"{path}: not found (written with runs.csv by the train stage: train the run again)")
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    return f"{meta['device']} {meta['precision']}, torch {meta['torch']}"
 
 
 def _mean_std(values: pd.Series) -> tuple[float | None, float | None]:
@@ -125,14 +137,15 @@ def aggregate(datasets: list[str], models: list[str], results_root: Path,
             for model in models
         }
         reference = runs.get(REFERENCE_MODEL)
-        rows += [_summarise(dataset, model, frame, reference) for model, frame in runs.items()]
+        rows += [_summarise(dataset, model, frame, reference) | {"trained_on": _trained_on(results_root / dataset / model)}
+                 for model, frame in runs.items()]
     table = pd.DataFrame(rows, columns=TABLE2_COLUMNS)
     with atomic_path(table_path) as tmp:
         table.to_csv(tmp, index=False, lineterminator="\n")
     metrics: dict = {}
     for row in rows:
         metrics.setdefault(row["dataset"], {})[row["model"]] = {
-            k: v for k, v in row.items() if k not in ("dataset", "model") and v is not None
+            k: v for k, v in row.items() if k not in ("dataset", "model", "trained_on") and v is not None
         }
     write_json(metrics_path, metrics)
     with atomic_dir(curves_dir) as tmp:

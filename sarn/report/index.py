@@ -87,13 +87,13 @@ def _counted(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def headline(main: list[str], others: list[str], datasets: list[str], seeds: list[int], commit: str, date: str
-             ) -> str:
-    """The report's first line: what ran, on what, how often, from which commit (HTML)."""
+def headline(main: list[str], others: list[str], datasets: list[str], seeds: list[int], trained_on: list[str],
+             commit: str, date: str) -> str:
+    """The report's first line: what ran, on what, how often, on which device, from which commit (HTML)."""
     variants = f" and {_counted(len(others), 'variant')}" if others else ""
     return (f"{_counted(len(main), 'model')}{variants} on {_counted(len(datasets), 'dataset')} "
-            f"({', '.join(datasets)}), {' or '.join(map(str, seeds))} seeds each; commit "
-            f"<code>{html.escape(commit)}</code> of {date}.")
+            f"({', '.join(datasets)}), {' or '.join(map(str, seeds))} seeds each, trained on "
+            f"{html.escape(' or '.join(trained_on))}; commit <code>{html.escape(commit)}</code> of {date}.")
 
 
 def table2_rows(table: pd.DataFrame, models: list[str]) -> pd.DataFrame:
@@ -150,7 +150,7 @@ def write_index(reports: Path, params_path: Path, processed: Path) -> None:
     runs = list(dict.fromkeys(table2.model))
     main, others = table2_and_variants(runs)
     commit, date = _commit()
-    parts = [f'<p class="headline">{headline(main, others, datasets, sorted(set(table2.n_runs)), commit, date)}</p>']
+    parts = [f'<p class="headline">{headline(main, others, datasets, sorted(set(table2.n_runs)), sorted(set(table2.trained_on)), commit, date)}</p>']
     if not set(datasets) & {d for d, _ in paper.table2()}:
         parts.append('<p class="note">None of these datasets is one of the paper\'s, so no paper number '
                      'stands beside ours: they show that the harness runs and what each model finds in them, '
