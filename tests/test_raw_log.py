@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import subprocess
 import sys
@@ -135,6 +136,12 @@ def test_wrong_field_counts_and_blank_lines_name_the_line(tmp_path) -> None:
         read_user_log(_write(tmp_path, header + "u,i,c,3\nu,i,c,\n"))
     with pytest.raises(DataError, match="line 3: a blank line"):
         read_user_log(_write(tmp_path, header + "u,i,c,3\n\nu,i,c,5\n"))
+    with pytest.raises(DataError, match="line 3: a blank line"):
+        read_user_log(_write(tmp_path, header + "u,i,c,3\n   \nu,i,c,5\n"))
+    packed = tmp_path / "clicks.csv.gz"  # pandas unpacks it; the short row is still named by its line
+    packed.write_bytes(gzip.compress((header + "u,i,c,3\nu,i,c\n").encode()))
+    with pytest.raises(DataError, match="line 3: empty timestamp"):
+        read_user_log(packed)
     with pytest.raises(DataError, match="line 2: empty user_id"):
         read_user_log(_write(tmp_path, header + "  ,i,c,3\n"))
     path = tmp_path / "latin.csv"

@@ -325,11 +325,16 @@ def _csv_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
 
 def _short_line(path: Path, line: int, width: int) -> str | None:
     """What is wrong with CSV ``line`` (1-based) if it is blank or has fewer values than the
-    header's ``width`` (pandas fills the missing ones with empty text); read on the error path only."""
-    with path.open(encoding="utf-8", newline="") as lines:
-        text = next(itertools.islice(lines, line - 1, None), "")
+    header's ``width`` (pandas fills the missing ones with empty text); read on the error path
+    only. Lines are counted as the error messages count them, one a row (a quoted value holding
+    a line break shifts both); a file pandas reads compressed is not looked into (None)."""
+    try:
+        with path.open(encoding="utf-8", newline="") as lines:
+            text = next(itertools.islice(lines, line - 1, None), "")
+    except (UnicodeDecodeError, OSError):
+        return None
     values = next(csv.reader([text]), [])
-    if not values:
+    if not any(value.strip() for value in values):
         return "a blank line"
     return f"{len(values)} values where the header has {width}" if len(values) < width else None
 
