@@ -137,8 +137,8 @@ def aggregate(datasets: list[str], models: list[str], results_root: Path,
             for model in models
         }
         reference = runs.get(REFERENCE_MODEL)
-        rows += [_summarise(dataset, model, frame, reference) | {"trained_on": _trained_on(results_root / dataset / model)}
-                 for model, frame in runs.items()]
+        rows += [_summarise(dataset, model, frame, reference)
+                 | {"trained_on": _trained_on(results_root / dataset / model)} for model, frame in runs.items()]
     table = pd.DataFrame(rows, columns=TABLE2_COLUMNS)
     with atomic_path(table_path) as tmp:
         table.to_csv(tmp, index=False, lineterminator="\n")

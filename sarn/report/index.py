@@ -150,7 +150,8 @@ def write_index(reports: Path, params_path: Path, processed: Path) -> None:
     runs = list(dict.fromkeys(table2.model))
     main, others = table2_and_variants(runs)
     commit, date = _commit()
-    parts = [f'<p class="headline">{headline(main, others, datasets, sorted(set(table2.n_runs)), sorted(set(table2.trained_on)), commit, date)}</p>']
+    said = headline(main, others, datasets, sorted(set(table2.n_runs)), sorted(set(table2.trained_on)), commit, date)
+    parts = [f'<p class="headline">{said}</p>']
     if not set(datasets) & {d for d, _ in paper.table2()}:
         parts.append('<p class="note">None of these datasets is one of the paper\'s, so no paper number '
                      'stands beside ours: they show that the harness runs and what each model finds in them, '
