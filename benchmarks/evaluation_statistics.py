@@ -22,7 +22,6 @@ standard deviation over draws (the sampling noise), beside the std over seeds of
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,9 +33,10 @@ from scipy import stats
 from sarn.data.processed import SPLITS, load_meta, load_split
 from sarn.nn import EvaluationStatistics
 from sarn.train.batching import DeviceSamples
-from sarn.train.checkpoint import RUN_FILE, load_trained
+from sarn.train.checkpoint import load_trained
 from sarn.train.loop import STATISTICS_SEED_OFFSET, calibrate, predict
 from sarn.train.metrics import auc
+from sarn.train.record import RUN_FILE, read_run_record
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,7 @@ def reestimate(net: torch.nn.Module, train: DeviceSamples, batch_size: int, sort
 def checkpoints(folder: Path, data_dir: Path) -> Iterator[tuple[int, torch.nn.Module, dict, dict[str, DeviceSamples]]]:
     """Each seed of a trained run: its seed, its reported checkpoint, the run's training
     settings and the splits cut to the run's history length."""
-    run = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
+    run = read_run_record(folder)
     data = {split: DeviceSamples(load_split(data_dir, split), torch.device("cpu"), run["max_len"]) for split in SPLITS}
     meta = load_meta(data_dir)
     for seed in pd.read_csv(folder / "runs.csv")["seed"]:

@@ -151,6 +151,10 @@ def test_a_missing_run_is_named(tmp_path) -> None:
     (tmp_path / "default" / "sarn" / "run.json").unlink()
     with pytest.raises(DataError, match="sarn/run.json: not found"):
         aggregate(["default"], ["din", "sarn"], tmp_path, tmp_path / "t2.csv", tmp_path / "m.json", tmp_path / "c")
+    (tmp_path / "default" / "sarn" / "run.json").write_text('{"device": "cpu", "prec')  # cut short
+    with pytest.raises(DataError, match="sarn/run.json: not a run record"):
+        aggregate(["default"], ["din", "sarn"], tmp_path, tmp_path / "t2.csv", tmp_path / "m.json", tmp_path / "c")
+    assert not (tmp_path / "t2.csv").exists()
 
 
 def test_table3_rows_and_paper_numbers(tmp_path) -> None:

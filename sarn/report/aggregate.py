@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from sarn.errors import DataError
 from sarn.params import ChoiceSpec, effects_datasets
 from sarn.report import paper
 from sarn.train.metrics import METRICS
+from sarn.train.record import read_run_record
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,7 @@ def _read_runs(path: Path, hint: str) -> pd.DataFrame:
 
 def _trained_on(folder: Path) -> str:
     """What trained the run in ``folder``, from its run.json: device, precision, torch version."""
-    path = folder / "run.json"
-    if not path.is_file():
-        raise DataError(f"{path}: not found (written with runs.csv by the train stage: train the run again)")
-    meta = json.loads(path.read_text(encoding="utf-8"))
+    meta = read_run_record(folder)
     return f"{meta['device']} {meta['precision']}, torch {meta['torch']}"
 
 

@@ -8,15 +8,12 @@ from whatever params.yaml says now.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
-from sarn.errors import DataError
 from sarn.models import CTRModel, build_model
-
-RUN_FILE = "run.json"
+from sarn.train.record import read_run_record
 
 
 def model_for(model: str, architecture: dict, meta: dict) -> CTRModel:
@@ -36,10 +33,7 @@ def save_state(state: dict[str, torch.Tensor], path: Path) -> None:
 def load_trained(folder: Path, checkpoint: str, meta: dict) -> CTRModel:
     """The model of the run folder ``folder`` with the weights of its file ``checkpoint``, in
     evaluation mode."""
-    record = folder / RUN_FILE
-    if not record.is_file():
-        raise DataError(f"{record}: not found (train the run first)")
-    run = json.loads(record.read_text(encoding="utf-8"))
+    run = read_run_record(folder)
     net = model_for(run["class"], run["architecture"], meta)
     net.load_state_dict(torch.load(folder / checkpoint, map_location="cpu", weights_only=True))
     return net.eval()

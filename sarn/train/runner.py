@@ -42,11 +42,12 @@ from sarn.params import (
     evaluation_problem,
 )
 from sarn.train.batching import DeviceSamples
-from sarn.train.checkpoint import RUN_FILE, model_for, save_state
+from sarn.train.checkpoint import model_for, save_state
 from sarn.train.failure import constant_loglosses, failure
 from sarn.train.loop import EVAL_SPLITS, RunResult, compile_model, train_run
 from sarn.train.metrics import METRICS
 from sarn.train.negatives import NegativeSampler
+from sarn.train.record import RUN_FILE
 from sarn.train.schedule import trained_samples
 from sarn.train.seeds import CpuUse, cpu_use, in_processes
 
